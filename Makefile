@@ -1,0 +1,52 @@
+# edged: `make help` lists the targets. Every target installs what it needs
+# first (scripts/setup.sh is idempotent and quick when everything is there).
+
+SHELL := /bin/bash
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.1.0-dev)
+PREFIX ?= /usr/local
+GO ?= go
+ENV := source $(CURDIR)/.deps/env.sh &&
+LDFLAGS := -X main.version=$(VERSION)
+# Benchmarks: `make bench BENCH=Embed` narrows them.
+BENCH ?= .
+
+.PHONY: help setup build test test-short bench demo install uninstall fmt vet clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+setup: ## install Debian packages, the TensorFlow C library, models and media (idempotent)
+	@bash scripts/setup.sh
+
+build: setup ## build bin/edged
+	@$(ENV) $(GO) build -ldflags "$(LDFLAGS)" -o bin/edged ./cmd/edged
+	@echo "built bin/edged"
+
+fmt: ## check gofmt
+	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files -o --exclude-standard '*.go' 2>/dev/null)); \
+	  if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+
+vet: setup ## go vet
+	@$(ENV) $(GO) vet ./...
+
+test: setup fmt vet build ## gofmt, go vet, all unit and integration tests (the README's test command)
+	@$(ENV) EDGED_BIN=$(CURDIR)/bin/edged $(GO) test -count=1 -timeout 40m ./... 2>&1 | tee .deps/test.log; exit $${PIPESTATUS[0]}
+	@$(ENV) bash scripts/fuzz-short.sh
+
+test-short: setup ## unit tests only (-short)
+	@$(ENV) $(GO) test -short ./...
+
+bench: build ## benchmarks (go test -bench) and `edged bench`
+	@$(ENV) $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count 1 -timeout 60m ./... 2>&1 | tee .deps/bench.log
+
+demo: build ## run edged on its sample video with the embedded broker and print the events
+	@$(ENV) bash scripts/demo.sh
+
+install: build ## install the binary, TF library, models and the systemd unit (as root)
+	@bash systemd/install.sh install "$(PREFIX)"
+
+uninstall: ## remove what `make install` put in place (keeps the data directory)
+	@bash systemd/install.sh uninstall "$(PREFIX)"
+
+clean: ## remove build outputs (keeps .deps and the download cache)
+	rm -rf bin
