@@ -1,0 +1,249 @@
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is the whole configuration of the daemon. Zero values in the file
+// mean "the default"; Default() holds every default and docs/config.md
+// documents them, with units.
+type Config struct {
+	// Device identifies this device in MQTT topics (edged/<device>/...) and
+	// Home Assistant discovery. Default: the host name, made topic-safe.
+	Device string `yaml:"device"`
+	// DataDir holds the Badger store. Default: $STATE_DIRECTORY (systemd),
+	// else ./edged-data.
+	DataDir string `yaml:"data_dir"`
+	// ModelDir holds the model files. Default: $EDGED_MODELS, then the
+	// install layout <prefix>/share/edged/models.
+	ModelDir string `yaml:"model_dir"`
+
+	Log         Log         `yaml:"log"`
+	HTTP        HTTP        `yaml:"http"`
+	MQTT        MQTT        `yaml:"mqtt"`
+	Store       Store       `yaml:"store"`
+	Detect      Detect      `yaml:"detect"`
+	Recognition Recognition `yaml:"recognition"`
+	Pipeline    Pipeline    `yaml:"pipeline"`
+	Finetune    Finetune    `yaml:"finetune"`
+	Cameras     []Camera    `yaml:"cameras"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error (default info)
+	Format string `yaml:"format"` // auto | text | json (default auto: json under systemd)
+}
+
+// HTTP configures the local metrics and health endpoint.
+type HTTP struct {
+	// Addr is the listen address of /metrics and /healthz; "off" disables
+	// it. Default 127.0.0.1:9108 (loopback only).
+	Addr string `yaml:"addr"`
+}
+
+// MQTT configures the MQTT connection.
+type MQTT struct {
+	// Broker is the broker URL (tcp://, ssl://, ws://, wss://). Empty: edged
+	// starts its embedded broker on Listen.
+	Broker string `yaml:"broker"`
+	// Listen is the embedded broker's address (default 127.0.0.1:1883).
+	Listen          string        `yaml:"listen"`
+	TopicPrefix     string        `yaml:"topic_prefix"` // default "edged"
+	ClientID        string        `yaml:"client_id"`    // default edged-<device>
+	Username        string        `yaml:"username"`     // env EDGED_MQTT_USERNAME
+	Password        string        `yaml:"password"`     // env EDGED_MQTT_PASSWORD
+	CAFile          string        `yaml:"ca_file"`
+	CertFile        string        `yaml:"cert_file"`
+	KeyFile         string        `yaml:"key_file"`
+	KeepAlive       time.Duration `yaml:"keepalive"`        // default 30s
+	Discovery       *bool         `yaml:"discovery"`        // Home Assistant discovery, default true
+	DiscoveryPrefix string        `yaml:"discovery_prefix"` // default "homeassistant"
+	MaxPayload      int           `yaml:"max_payload"`      // largest command accepted, bytes, default 8 MiB
+}
+
+// Store configures the Badger store.
+type Store struct {
+	// KeyFile holds the encryption key (16, 24 or 32 bytes, raw or hex).
+	// EDGED_STORE_KEY overrides it with the key itself. Empty and unset:
+	// no encryption.
+	KeyFile string `yaml:"key_file"`
+	// Key is only ever set from EDGED_STORE_KEY, never from the file.
+	Key string `yaml:"-"`
+	// SaveChips keeps the face chips of samples (privacy: off by default).
+	SaveChips bool `yaml:"save_chips"`
+	// GCInterval is the value-log GC period (default 10m).
+	GCInterval time.Duration `yaml:"gc_interval"`
+}
+
+// Detect configures face detection. Cameras can override MinFaceSize and
+// ScoreThreshold.
+type Detect struct {
+	Backend        string  `yaml:"backend"`         // dnn | haar (default dnn)
+	ScoreThreshold float64 `yaml:"score_threshold"` // 0..1, default 0.7
+	NMSThreshold   float64 `yaml:"nms_threshold"`   // IoU, 0..1, default 0.3
+	MinFaceSize    int     `yaml:"min_face_size"`   // pixels, default 40
+	MaxFaceSize    int     `yaml:"max_face_size"`   // pixels, 0 = no limit
+}
+
+// Recognition configures matching and the per-track decision.
+type Recognition struct {
+	// Threshold is the largest distance accepted as a match; 0 uses the
+	// gallery's calibrated default. Cameras can override it.
+	Threshold float64 `yaml:"threshold"`
+	// Margin is how much nearer the best person must be than the second;
+	// 0 uses the gallery's default.
+	Margin float64 `yaml:"margin"`
+	// MinQuality is the face quality (0..1) below which a face is tracked
+	// but not embedded. Default 0.3.
+	MinQuality float64 `yaml:"min_quality"`
+	// Decide is how many embedded faces a track collects before it is
+	// decided (default 3).
+	Decide int `yaml:"decide"`
+	// MaxEmbeds is how many faces an undecided track embeds at most before
+	// it is reported unknown (default 10).
+	MaxEmbeds int `yaml:"max_embeds"`
+	// Recheck is how often a decided track embeds one face to confirm its
+	// identity (default 2s).
+	Recheck time.Duration `yaml:"recheck"`
+	// TrackTimeout ends a track not seen for this long (default 2s).
+	TrackTimeout time.Duration `yaml:"track_timeout"`
+	// UnknownClusters groups unknown faces into unknown-N identities
+	// (default true).
+	UnknownClusters *bool `yaml:"unknown_clusters"`
+}
+
+// Pipeline configures queues and batching.
+type Pipeline struct {
+	FaceQueue  int           `yaml:"face_queue"`  // frames with faces between detection and recognition, default 4
+	EventQueue int           `yaml:"event_queue"` // events between cameras and the outbox, default 256
+	EmbedBatch int           `yaml:"embed_batch"` // most chips per embedding run, default 16
+	EmbedWait  time.Duration `yaml:"embed_wait"`  // how long a batch waits for more chips, default 5ms
+}
+
+// Finetune configures the background fine-tune after enrollments.
+type Finetune struct {
+	Enabled  *bool         `yaml:"enabled"`  // default true
+	Debounce time.Duration `yaml:"debounce"` // quiet time after the last enrollment, default 30s
+}
+
+// Camera is one video source. The override fields are nil when the camera
+// uses the global value; Config.Camera resolves them.
+type Camera struct {
+	// Name identifies the camera in events and topics; default cam<N>.
+	Name string `yaml:"name"`
+	// URL: a device path or index (/dev/video0, 0), an RTSP/HTTP URL, a
+	// video file, an image folder or glob, or gst:PIPELINE.
+	URL     string `yaml:"url"`
+	Enabled *bool  `yaml:"enabled"` // default true
+	// FPS caps the frames processed per second; 0 = the source's rate.
+	FPS    float64 `yaml:"fps"`
+	Width  int     `yaml:"width"`  // requested capture width (devices), pixels, 0 = driver default
+	Height int     `yaml:"height"` // requested capture height, pixels
+
+	Threshold      *float64 `yaml:"threshold"`       // overrides recognition.threshold
+	MinFaceSize    *int     `yaml:"min_face_size"`   // overrides detect.min_face_size
+	ScoreThreshold *float64 `yaml:"score_threshold"` // overrides detect.score_threshold
+	MinQuality     *float64 `yaml:"min_quality"`     // overrides recognition.min_quality
+}
+
+// CameraSettings is one camera with every override resolved.
+type CameraSettings struct {
+	Name           string
+	URL            string
+	FPS            float64
+	Width, Height  int
+	Threshold      float64
+	MinFaceSize    int
+	ScoreThreshold float64
+	MinQuality     float64
+}
+
+// Default returns the configuration with every default filled in and no
+// camera.
+func Default() Config {
+	t := true
+	return Config{
+		Log:  Log{Level: "info", Format: "auto"},
+		HTTP: HTTP{Addr: "127.0.0.1:9108"},
+		MQTT: MQTT{
+			Listen:          "127.0.0.1:1883",
+			TopicPrefix:     "edged",
+			KeepAlive:       30 * time.Second,
+			Discovery:       &t,
+			DiscoveryPrefix: "homeassistant",
+			MaxPayload:      8 << 20,
+		},
+		Store:  Store{GCInterval: 10 * time.Minute},
+		Detect: Detect{Backend: "dnn", ScoreThreshold: 0.7, NMSThreshold: 0.3, MinFaceSize: 40},
+		Recognition: Recognition{
+			MinQuality:      0.3,
+			Decide:          3,
+			MaxEmbeds:       10,
+			Recheck:         2 * time.Second,
+			TrackTimeout:    2 * time.Second,
+			UnknownClusters: &t,
+		},
+		Pipeline: Pipeline{FaceQueue: 4, EventQueue: 256, EmbedBatch: 16, EmbedWait: 5 * time.Millisecond},
+		Finetune: Finetune{Enabled: &t, Debounce: 30 * time.Second},
+	}
+}
+
+// Camera returns camera i with the global detection and recognition
+// settings filled in where it does not override them.
+func (c *Config) Camera(i int) CameraSettings {
+	cam := c.Cameras[i]
+	s := CameraSettings{
+		Name: cam.Name, URL: cam.URL, FPS: cam.FPS, Width: cam.Width, Height: cam.Height,
+		Threshold:      c.Recognition.Threshold,
+		MinFaceSize:    c.Detect.MinFaceSize,
+		ScoreThreshold: c.Detect.ScoreThreshold,
+		MinQuality:     c.Recognition.MinQuality,
+	}
+	if cam.Threshold != nil {
+		s.Threshold = *cam.Threshold
+	}
+	if cam.MinFaceSize != nil {
+		s.MinFaceSize = *cam.MinFaceSize
+	}
+	if cam.ScoreThreshold != nil {
+		s.ScoreThreshold = *cam.ScoreThreshold
+	}
+	if cam.MinQuality != nil {
+		s.MinQuality = *cam.MinQuality
+	}
+	return s
+}
+
+// EnabledCameras returns the resolved settings of every enabled camera.
+func (c *Config) EnabledCameras() []CameraSettings {
+	var out []CameraSettings
+	for i, cam := range c.Cameras {
+		if cam.Enabled == nil || *cam.Enabled {
+			out = append(out, c.Camera(i))
+		}
+	}
+	return out
+}
+
+// DiscoveryEnabled reports mqtt.discovery (default true).
+func (c *Config) DiscoveryEnabled() bool { return c.MQTT.Discovery == nil || *c.MQTT.Discovery }
+
+// FinetuneEnabled reports finetune.enabled (default true).
+func (c *Config) FinetuneEnabled() bool { return c.Finetune.Enabled == nil || *c.Finetune.Enabled }
+
+// UnknownClustersEnabled reports recognition.unknown_clusters (default true).
+func (c *Config) UnknownClustersEnabled() bool {
+	return c.Recognition.UnknownClusters == nil || *c.Recognition.UnknownClusters
+}
+
+// HTTPEnabled reports whether the metrics endpoint should listen.
+func (c *Config) HTTPEnabled() bool { return c.HTTP.Addr != "" && c.HTTP.Addr != "off" }
+
+func sprintf(format string, a ...any) string {
+	if len(a) == 0 {
+		return format
+	}
+	return fmt.Sprintf(format, a...)
+}
