@@ -1,0 +1,134 @@
+package detect
+
+import (
+	"math"
+	"strings"
+
+	"gocv.io/x/gocv"
+
+	"github.com/edged-dev/edged/face"
+)
+
+// blurOf is the variance of the Laplacian of the grey chip (higher = sharper).
+func blurOf(w *worker, chip face.Chip) float32 {
+	rgb, err := gocv.NewMatFromBytes(face.ChipSize, face.ChipSize, gocv.MatTypeCV8UC3, chip.Pix)
+	if err != nil {
+		return 0
+	}
+	defer rgb.Close()
+	grey := gocv.NewMat()
+	defer grey.Close()
+	gocv.CvtColor(rgb, &grey, gocv.ColorRGBToGray)
+	gocv.Laplacian(grey, &w.laplace, gocv.MatTypeCV64F, 1, 1, 0, gocv.BorderDefault)
+	mean, std := gocv.NewMat(), gocv.NewMat()
+	defer mean.Close()
+	defer std.Close()
+	gocv.MeanStdDev(w.laplace, &mean, &std)
+	s := std.GetDoubleAt(0, 0)
+	return float32(s * s)
+}
+
+// yawOf estimates yaw from the five points: the horizontal offset of the nose
+// tip from the eye midpoint, in half eye distances, in the face's own frame
+// (so head roll does not count). 0 = frontal; positive when the nose is
+// towards the image right (the subject turned to their left), clamped to
+// -1..1.
+func yawOf(l []face.Point) float32 {
+	ex := float64(l[face.LeftEye].X - l[face.RightEye].X)
+	ey := float64(l[face.LeftEye].Y - l[face.RightEye].Y)
+	d := math.Hypot(ex, ey)
+	if d < 1e-6 {
+		return 0
+	}
+	mx := float64(l[face.RightEye].X+l[face.LeftEye].X) / 2
+	my := float64(l[face.RightEye].Y+l[face.LeftEye].Y) / 2
+	nx, ny := float64(l[face.NoseTip].X)-mx, float64(l[face.NoseTip].Y)-my
+	along := (nx*ex + ny*ey) / d // projection on the eye axis
+	return float32(math.Max(-1, math.Min(1, along/(d/2))))
+}
+
+// plausible checks the landmark geometry in the face's own frame: eyes apart
+// by a sensible share of the box, nose and mouth below the eyes, mouth below
+// the nose.
+func plausible(l []face.Point, b detection) bool {
+	ex := float64(l[face.LeftEye].X - l[face.RightEye].X)
+	ey := float64(l[face.LeftEye].Y - l[face.RightEye].Y)
+	d := math.Hypot(ex, ey)
+	side := math.Sqrt(float64(b.w() * b.h()))
+	if ex <= 0 || d < 0.15*side || d > 1.2*side {
+		return false
+	}
+	ux, uy := ex/d, ey/d // eye axis; "down" is (-uy, ux)
+	mx := float64(l[face.RightEye].X+l[face.LeftEye].X) / 2
+	my := float64(l[face.RightEye].Y+l[face.LeftEye].Y) / 2
+	down := func(p face.Point) float64 { return (float64(p.X)-mx)*(-uy) + (float64(p.Y)-my)*ux }
+	nose := down(l[face.NoseTip])
+	mouth := (down(l[face.MouthRight]) + down(l[face.MouthLeft])) / 2
+	return nose > 0.1*d && mouth > nose
+}
+
+// rate fills in the quality of a face.
+func (d *Detector) rate(w *worker, f *face.Face, b detection, geometryOK bool) {
+	q := face.Quality{Size: sqrt32(b.w() * b.h())}
+	if len(f.Chip.Pix) > 0 {
+		q.Blur = blurOf(w, f.Chip)
+	}
+	if f.Landmarks != nil {
+		q.Yaw = yawOf(f.Landmarks)
+	}
+	var issues []string
+	// Each factor is 1 when comfortably good and falls towards 0.
+	sizeF := clamp(q.Size/(2*d.opts.MinQualitySize), 0, 1)
+	blurF := clamp(q.Blur/(2*d.opts.MinQualityBlur), 0, 1)
+	yawF := clamp(1-abs32(q.Yaw), 0, 1)
+	if q.Size < d.opts.MinQualitySize {
+		issues = append(issues, "small face")
+	}
+	if q.Blur < d.opts.MinQualityBlur {
+		issues = append(issues, "blurry")
+	}
+	switch {
+	case !f.Aligned:
+		issues = append(issues, "no landmarks")
+		yawF = 0.5
+	case !geometryOK:
+		issues = append(issues, "implausible landmarks")
+		yawF = 0.25
+	case abs32(q.Yaw) > d.opts.MaxQualityYaw:
+		issues = append(issues, "turned away")
+	}
+	q.Score = sizeF * blurF * yawF * clamp(f.Score, 0, 1)
+	q.Issue = strings.Join(issues, ", ")
+	f.Quality = q
+}
+
+// describe turns a detector box into a face: landmarks, chip, quality.
+func (d *Detector) describe(w *worker, img gocv.Mat, b detection) face.Face {
+	f := face.Face{Box: b.rect(), Score: b.score}
+	geometryOK := false
+	if w.hasLM {
+		if pts, ok := landmarks68(w, img, b); ok {
+			f.Landmarks = fivePoints(pts)
+			if chip, ok := AlignChip(img, f.Landmarks); ok {
+				f.Chip, f.Aligned = chip, true
+				geometryOK = plausible(f.Landmarks, b)
+			}
+		}
+	}
+	if !f.Aligned {
+		f.Chip = warpChip(img, centreCropTransform(b))
+	}
+	d.rate(w, &f, b, geometryOK)
+	return f
+}
+
+func sqrt32(x float32) float32 { return float32(math.Sqrt(float64(max(x, 0)))) }
+
+func abs32(x float32) float32 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func clamp(x, lo, hi float32) float32 { return max(lo, min(hi, x)) }
