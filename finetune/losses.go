@@ -56,7 +56,7 @@ func PairwiseDistances(s *op.Scope, emb tf.Output, squared bool) tf.Output {
 	// |a-b|^2 = |a|^2 - 2 a·b + |b|^2 from the Gram matrix: O(B^2 D) work and
 	// O(B^2) memory instead of the O(B^2 D) difference tensor.
 	sq := op.Sum(s.SubScope("sq"), op.Square(s.SubScope("square"), emb), axis(s, 1), op.SumKeepDims(true)) // [B,1]
-	gram := op.MatMul(s.SubScope("gram"), emb, emb, op.MatMulTransposeB(true))                                // [B,B]
+	gram := op.MatMul(s.SubScope("gram"), emb, emb, op.MatMulTransposeB(true))                             // [B,B]
 	d2 := op.AddV2(s.SubScope("sum_sq"), sq, op.Transpose(s.SubScope("sq_t"), sq, op.Const(s.SubScope("perm"), []int32{1, 0})))
 	d2 = op.Sub(s.SubScope("minus_gram"), d2, op.Mul(s.SubScope("two_gram"), constant(s.SubScope("two"), 2, dt), gram))
 	// Rounding can leave tiny negatives; the diagonal is zero by definition.
@@ -193,10 +193,10 @@ func TripletLoss(s *op.Scope, emb, labels tf.Output, o TripletOptions) (Triplet,
 	col := op.ExpandDims(s.SubScope("labels_col"), labels, axis(s, 0))
 	same := op.Cast(s.SubScope("same"), op.Equal(s.SubScope("eq"), row, col), dt)
 	eye := identity(s, labels, dt)
-	pos := op.Sub(s.SubScope("pos"), same, eye)                      // [B,B] p != a, same label
-	neg := op.Sub(s.SubScope("neg"), one, same)                      // [B,B] different label
-	hasNeg := op.Max(s.SubScope("has_neg"), neg, axis(s, 1))         // [B]
-	hasPos := op.Max(s.SubScope("has_pos"), pos, axis(s, 1))         // [B]
+	pos := op.Sub(s.SubScope("pos"), same, eye)                         // [B,B] p != a, same label
+	neg := op.Sub(s.SubScope("neg"), one, same)                         // [B,B] different label
+	hasNeg := op.Max(s.SubScope("has_neg"), neg, axis(s, 1))            // [B]
+	hasPos := op.Max(s.SubScope("has_pos"), pos, axis(s, 1))            // [B]
 	n := op.Size(s.SubScope("batch"), labels, op.SizeOutType(tf.Int32)) // B
 	oneHot := func(name string, idx tf.Output) tf.Output {
 		return op.OneHot(s.SubScope(name), idx, n, one, zero)
@@ -258,11 +258,11 @@ func TripletLoss(s *op.Scope, emb, labels tf.Output, o TripletOptions) (Triplet,
 			op.Reshape(s.SubScope("valid3"), valid, op.Const(s.SubScope("shape3"), []int32{-1, 1, 1})))
 
 	case SemiHard:
-		dap := op.ExpandDims(s.SubScope("d_ap"), dStop, axis(s, 2))  // [B,B,1]: (a,p)
-		dan := op.ExpandDims(s.SubScope("d_an"), dStop, axis(s, 1))  // [B,1,B]: (a,n)
-		neg3 := op.ExpandDims(s.SubScope("neg3"), neg, axis(s, 1))   // [B,1,B]
+		dap := op.ExpandDims(s.SubScope("d_ap"), dStop, axis(s, 2)) // [B,B,1]: (a,p)
+		dan := op.ExpandDims(s.SubScope("d_an"), dStop, axis(s, 1)) // [B,1,B]: (a,n)
+		neg3 := op.ExpandDims(s.SubScope("neg3"), neg, axis(s, 1))  // [B,1,B]
 		farther := op.Cast(s.SubScope("farther"), op.Greater(s.SubScope("farther_cmp"), dan, dap), dt)
-		cand := op.Mul(s.SubScope("candidates"), farther, neg3)       // [B,B,B] negatives beyond the positive
+		cand := op.Mul(s.SubScope("candidates"), farther, neg3) // [B,B,B] negatives beyond the positive
 		hasCand := op.Greater(s.SubScope("has_cand"), op.Max(s.SubScope("cand_any"), cand, axis(s, 2)), zero)
 		danB := op.AddV2(s.SubScope("d_an_b"), dan, op.Mul(s.SubScope("zeros3"), zero, cand)) // broadcast to [B,B,B]
 		semi := op.ArgMin(s.SubScope("semi_hard"), masked("semi_score", danB, cand), axis(s, 2), op.ArgMinOutputType(tf.Int32))
@@ -270,7 +270,7 @@ func TripletLoss(s *op.Scope, emb, labels tf.Output, o TripletOptions) (Triplet,
 		fScore := op.Sub(s.SubScope("f_score"), op.Mul(s.SubScope("d_neg"), danB, neg3), op.Sub(s.SubScope("not_neg"), one, neg3))
 		fall := op.ArgMax(s.SubScope("fallback"), fScore, axis(s, 2), op.ArgMaxOutputType(tf.Int32))
 		nIdx := op.Select(s.SubScope("neg_idx"), hasCand, semi, fall) // [B,B]
-		nOne := oneHot("neg_onehot", nIdx)                                 // [B,B,B]
+		nOne := oneHot("neg_onehot", nIdx)                            // [B,B,B]
 		danSel := op.Sum(s.SubScope("d_an_sel"), op.Mul(s.SubScope("d_an_pick"),
 			op.ExpandDims(s.SubScope("dist_an"), dist, axis(s, 1)), nOne), axis(s, 2)) // [B,B]
 		valid := op.Mul(s.SubScope("valid"), pos, op.ExpandDims(s.SubScope("has_neg_col"), hasNeg, axis(s, 1)))
