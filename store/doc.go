@@ -1,0 +1,42 @@
+// Package store is edged's database, on Badger v4: people, their samples
+// (raw backbone embeddings), clusters and negative samples, fine-tuned head
+// versions, unknown-face clusters and the event outbox the MQTT side
+// drains. It is pure Go.
+//
+// # Usage
+//
+//	st, err := store.Open(store.DefaultOptions(dir)) // creates or opens, migrates
+//	if err != nil { ... } // ErrLocked, ErrWrongKey, ErrCorrupt, ErrSchemaTooNew
+//	defer st.Close()
+//	go st.RunGC(ctx) // value-log GC every Options.GCInterval until ctx ends or Close
+//
+//	err = st.Update(func(tx *store.Tx) error { // one transaction: all or nothing
+//		p := store.Person{Name: "Alice"}
+//		if err := tx.PutPerson(&p); err != nil { return err }
+//		return tx.AddSample(&store.Sample{PersonID: p.ID, Embedding: raw, Source: store.SourceFile}, nil)
+//	})
+//
+// Package enroll builds enrollments on top of Tx so that a person, their
+// samples, their clusters and the "enrolled" outbox event commit in one
+// transaction.
+//
+// # Schema
+//
+// The key schema is documented in keys.go; its version is SchemaVersion,
+// stored under m/schema. Open runs the migrations from the stored version to
+// SchemaVersion, each in one transaction with the new version number, and
+// refuses a database from a newer edged (ErrSchemaTooNew).
+//
+// # Durability and safety
+//
+// Commits are fsynced (Options.NoSync turns that off). Open never creates a
+// database over a directory it cannot read: a non-empty directory without a
+// Badger manifest, a damaged manifest or a Badger database without an edged
+// schema version give ErrCorrupt. Another process holding the directory (the
+// daemon, while the CLI tries to open it) gives ErrLocked; CLI commands on
+// the store therefore need the daemon stopped, or go through its MQTT
+// commands. With Options.EncryptionKey the data is encrypted at rest
+// (AES, Badger's key registry); the wrong key gives ErrWrongKey. Backup
+// writes a checksummed (encrypted, when the store is) stream; Restore loads
+// it into a new directory only.
+package store

@@ -1,0 +1,60 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// RunGC collects value-log garbage every Options.GCInterval until ctx is
+// done or the store is closed; run it in its own goroutine. It returns nil
+// when stopped by Close, ctx.Err() when stopped by ctx.
+func (s *Store) RunGC(ctx context.Context) error {
+	if s.opts.ReadOnly {
+		return ErrReadOnly
+	}
+	t := time.NewTicker(s.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.done:
+			return nil
+		case <-t.C:
+			if n, err := s.CollectGarbage(ctx); err != nil && !errors.Is(err, ErrClosed) {
+				s.log.Warn("value-log GC failed", "err", err)
+			} else if n > 0 {
+				s.log.Debug("value-log GC", "files_rewritten", n)
+			}
+		}
+	}
+}
+
+// CollectGarbage runs value-log GC once: it rewrites value-log files that
+// are at least GCDiscardRatio garbage, until none is left (or ctx is done).
+// It returns how many files were rewritten.
+func (s *Store) CollectGarbage(ctx context.Context) (int, error) {
+	n := 0
+	for ctx.Err() == nil {
+		err := func() error {
+			s.closeMu.RLock()
+			defer s.closeMu.RUnlock()
+			if s.closed {
+				return ErrClosed
+			}
+			return s.db.RunValueLogGC(s.opts.GCDiscardRatio)
+		}()
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+			return n, nil
+		default:
+			return n, err
+		}
+	}
+	return n, ctx.Err()
+}

@@ -1,0 +1,64 @@
+package store
+
+import (
+	"encoding/binary"
+	"strings"
+)
+
+// The key schema (SchemaVersion 1). Every key starts with a short prefix
+// naming its kind; ids never contain '/'. Values are JSON unless noted;
+// vectors inside them are base64 little-endian float32.
+//
+//	m/schema                  uint32 big-endian: the schema version
+//	m/created                 RFC 3339 time the database was created
+//	m/unknown_next            uint64 big-endian: the next unknown-N number
+//	m/outbox_seq              uint64 big-endian: the last outbox seq assigned
+//	p/<person>                Person
+//	pn/<lower-case name>      the person id (names are unique)
+//	s/<person>/<sample>       Sample with its raw embedding
+//	sc/<person>/<sample>      the sample's face chip, PNG (only when kept)
+//	ng/<person>/<negative>    Negative ("this face is not <person>")
+//	c/<person>                Clusters of the person (matching space)
+//	h/<head>                  HeadVersion
+//	u/<uint64 BE number>      Unknown (unknown-<number>)
+//	o/<uint64 BE seq>         OutboxEvent, drained in seq order
+//
+// Per-person kinds are keyed by the person first so deleting a person is a
+// few prefix scans inside one transaction.
+const (
+	keySchema      = "m/schema"
+	keyCreated     = "m/created"
+	keyUnknownNext = "m/unknown_next"
+	keyOutboxSeq   = "m/outbox_seq"
+	prefixPerson   = "p/"
+	prefixName     = "pn/"
+	prefixSample   = "s/"
+	prefixChip     = "sc/"
+	prefixNegative = "ng/"
+	prefixClusters = "c/"
+	prefixHead     = "h/"
+	prefixUnknown  = "u/"
+	prefixOutbox   = "o/"
+)
+
+func personKey(id string) []byte   { return []byte(prefixPerson + id) }
+func nameKey(name string) []byte   { return []byte(prefixName + normName(name)) }
+func clustersKey(id string) []byte { return []byte(prefixClusters + id) }
+func headKey(id string) []byte     { return []byte(prefixHead + id) }
+
+func sampleKey(person, sample string) []byte { return []byte(prefixSample + person + "/" + sample) }
+func chipKey(person, sample string) []byte   { return []byte(prefixChip + person + "/" + sample) }
+func negativeKey(person, id string) []byte   { return []byte(prefixNegative + person + "/" + id) }
+
+func u64Key(prefix string, n uint64) []byte {
+	k := make([]byte, len(prefix)+8)
+	copy(k, prefix)
+	binary.BigEndian.PutUint64(k[len(prefix):], n)
+	return k
+}
+
+func unknownKey(n uint64) []byte { return u64Key(prefixUnknown, n) }
+func outboxKey(seq uint64) []byte { return u64Key(prefixOutbox, seq) }
+
+// normName is the form names are compared in: trimmed, lower case.
+func normName(name string) string { return strings.ToLower(strings.TrimSpace(name)) }
