@@ -57,7 +57,7 @@ func u64Key(prefix string, n uint64) []byte {
 	return k
 }
 
-func unknownKey(n uint64) []byte { return u64Key(prefixUnknown, n) }
+func unknownKey(n uint64) []byte  { return u64Key(prefixUnknown, n) }
 func outboxKey(seq uint64) []byte { return u64Key(prefixOutbox, seq) }
 
 // normName is the form names are compared in: trimmed, lower case.
