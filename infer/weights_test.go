@@ -77,7 +77,7 @@ func TestLoadWeightsBadFiles(t *testing.T) {
 		name string
 		file string
 		edit func([]byte) []byte // nil: file missing
-		want string               // in the message, besides the file name
+		want string              // in the message, besides the file name
 	}{
 		{"missing weights", ModelFile, nil, "no such file"},
 		{"missing manifest", ManifestFile, nil, "no such file"},
