@@ -35,7 +35,7 @@ case "$ARCH" in
     # tensorflow-cpu has no arm64 wheel; the plain tensorflow wheel is CPU-only on arm64.
     TF_PKG=tensorflow; TF_PLATFORM=manylinux2014_aarch64
     TF_WHEEL="tensorflow-${TF_VERSION}-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
-    TF_SHA256="${EDGED_TF_ARM64_SHA256:-ARM64_SHA_PLACEHOLDER}" ;;
+    TF_SHA256="${EDGED_TF_ARM64_SHA256:-8a6485edd2148f70d011dbd1d8dc2c775e91774a5a159466e83d0d1f21580944}" ;;
   *) die "unsupported architecture $ARCH (edged supports x86_64 and aarch64)" ;;
 esac
 
