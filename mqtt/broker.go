@@ -35,7 +35,7 @@ type BrokerOptions struct {
 	// own credentials).
 	Users []BrokerUser `yaml:"users"`
 	// MaxPacketSize in bytes; default 32 MiB (enroll commands carry images).
-	MaxPacketSize uint32 `yaml:"max_packet_size"`
+	MaxPacketSize uint32       `yaml:"max_packet_size"`
 	Logger        *slog.Logger `yaml:"-"`
 }
 
