@@ -31,10 +31,11 @@
 //	stages, err := infer.BuildStages(scope, feat, w, params, "conv256_down_out", infer.StageFC)
 //
 // params (an infer.ParamFunc, func(name string, value *tf.Tensor) tf.Output)
-// decides how each weight enters the graph: nil embeds all as constants; a
-// fine-tuning graph returns Variables (initialised from value) for the
-// weights it trains, e.g. the names under "conv256_down_out/" and "fc", and
-// op.Const for the rest. BuildStages builds a slice of the network (stage
+// decides how each weight enters the graph: nil embeds all as constants;
+// NewVariables(scope).Param keeps each in a resource variable (far less
+// memory; the Embedder does this) whose handle an optimiser can update; a
+// fine-tuning graph can mix, e.g. variables for the names under
+// "conv256_down_out/" and "fc", constants or variables for the rest. BuildStages builds a slice of the network (stage
 // names: StageNames), so the frozen part can run once and cache its output.
 // CountFLOPs counts the multiply-adds of a graph's convolutions and matmuls
 // (0.542 GFLOP per face for this network).

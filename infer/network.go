@@ -212,7 +212,9 @@ func CountFLOPs(g *tf.Graph) int64 {
 	for _, o := range g.Operations() {
 		for k := 0; k < o.NumOutputs(); k++ {
 			for _, c := range o.Output(k).Consumers() {
-				if c.Index != 1 {
+				// Only the second input (filter / weights) of a Conv2D or
+				// MatMul; other consumers may have no output at all.
+				if c.Index != 1 || (c.Op.Type() != "Conv2D" && c.Op.Type() != "MatMul") {
 					continue
 				}
 				w, err := o.Output(k).Shape().ToSlice()

@@ -258,3 +258,51 @@ func TestCountFLOPs(t *testing.T) {
 	}
 	t.Logf("%.3f GFLOP per face", float64(want)/1e9)
 }
+
+func TestVariablesMatchConstants(t *testing.T) {
+	w := weights(t)
+	s := op.NewScope()
+	in := op.Placeholder(s, tf.Float, op.PlaceholderShape(tf.MakeShape(-1, InputSize, InputSize, 3)))
+	withConst, err := BuildBackbone(s.SubScope("const"), in, w, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := NewVariables(s.SubScope("vars"))
+	withVars, err := BuildBackbone(s.SubScope("var"), in, w, vars.Param)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(vars.Names()); got != 117 {
+		t.Fatalf("%d variables, want 117", got)
+	}
+	if _, ok := vars.Handle("conv256_down_out/conv2/conv/filters"); !ok {
+		t.Fatal("no handle for conv256_down_out/conv2/conv/filters")
+	}
+	g, err := s.Finalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := tf.NewSession(g, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if err := vars.Init(sess); err != nil {
+		t.Fatal(err)
+	}
+	px := make([]float32, InputSize*InputSize*3)
+	for i := range px {
+		px[i] = float32((i * 13) % 256)
+	}
+	x, _ := float32Tensor([]int64{1, InputSize, InputSize, 3}, px)
+	res, err := sess.Run(map[tf.Output]*tf.Tensor{in: x}, []tf.Output{withConst, withVars}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := flatFloats(t, res[0]), flatFloats(t, res[1])
+	for i := range a {
+		if math.Abs(float64(a[i]-b[i])) > 1e-6 {
+			t.Fatalf("value %d: const %g, variables %g", i, a[i], b[i])
+		}
+	}
+}

@@ -1,0 +1,69 @@
+package infer
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/edged-dev/edged/face"
+)
+
+// BenchmarkEmbed measures one Embed call of 1, 8 and 32 chips: ms per face,
+// faces per second, the achieved GFLOP/s (from CountFLOPs) and the process's
+// memory (peak RSS, and the current anonymous and file-backed parts).
+//
+//	go test -run '^$' -bench Embed -benchtime 20x ./infer
+func BenchmarkEmbed(b *testing.B) {
+	e, err := NewEmbedderWithWeights(weights(b), Options{MaxBatch: 32})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	for _, n := range []int{1, 8, 32} {
+		chips := make([]face.Chip, n)
+		for i := range chips {
+			chips[i] = synthChip(i)
+		}
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			if _, err := e.Embed(chips); err != nil { // warm this batch size
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if _, err := e.Embed(chips); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			perFace := b.Elapsed().Seconds() / float64(b.N*n)
+			b.ReportMetric(perFace*1e3, "ms/face")
+			b.ReportMetric(1/perFace, "faces/s")
+			b.ReportMetric(float64(e.FLOPsPerFace())/perFace/1e9, "GFLOP/s")
+			reportMemory(b)
+		})
+	}
+}
+
+// reportMemory adds VmHWM (peak resident set), RssAnon and RssFile from
+// /proc/self/status, in MB.
+func reportMemory(b *testing.B) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (k != "VmHWM" && k != "RssAnon" && k != "RssFile") {
+			continue
+		}
+		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		if err == nil {
+			b.ReportMetric(kb/1024, k+"-MB")
+		}
+	}
+}
