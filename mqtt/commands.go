@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/base64"
 	"encoding/json"
 	"image"
@@ -30,7 +31,7 @@ type Limits struct {
 	MaxPayload    int `yaml:"max_payload"`     // bytes of one command message; default 16 MiB
 	MaxImages     int `yaml:"max_images"`      // images per enroll; default 20
 	MaxImageBytes int `yaml:"max_image_bytes"` // decoded bytes of one image; default 8 MiB
-	MaxImageSide  int `yaml:"max_image_side"`  // pixels, either side; default 8192
+	MaxImageSide  int `yaml:"max_image_side"`  // pixels, either side; default 6000
 	MinImageSide  int `yaml:"min_image_side"`  // pixels, either side; default 32
 	MaxNextFaces  int `yaml:"max_next_faces"`  // next_faces of an enroll from a camera; default 50
 	MaxTimeoutS   int `yaml:"max_timeout_s"`   // timeout_s of an enroll from a camera; default 600
@@ -43,7 +44,7 @@ func DefaultLimits() Limits {
 		MaxPayload:    16 << 20,
 		MaxImages:     20,
 		MaxImageBytes: 8 << 20,
-		MaxImageSide:  8192,
+		MaxImageSide:  6000,
 		MinImageSide:  32,
 		MaxNextFaces:  50,
 		MaxTimeoutS:   600,
@@ -78,9 +79,10 @@ type Request interface {
 }
 
 // Image is an image sent as a base64 string (standard alphabet, padded; line
-// breaks are ignored; a "data:image/...;base64," prefix is accepted). After
-// Validate, Format is "jpeg" or "png" and Width/Height are set; the bytes are
-// not decoded beyond the header here, the Service decodes them.
+// breaks are ignored; a "data:image/...;base64," prefix is accepted). Before
+// the Service sees it, Format is "jpeg" or "png", Width/Height are set, and
+// the whole image has decoded once with Go's decoders, so a truncated or
+// corrupt file never reaches OpenCV.
 type Image struct {
 	Data   []byte
 	Format string
@@ -159,6 +161,32 @@ func (ims Images) validate(l Limits) error {
 		im.Width, im.Height = cfg.Width, cfg.Height
 	}
 	return nil
+}
+
+// decodeAll fully decodes every image (run by a command worker, not in the
+// MQTT callback: it costs tens of milliseconds per photo).
+func (ims Images) decodeAll() error {
+	for i, im := range ims {
+		var err error
+		switch im.Format {
+		case "jpeg":
+			_, err = jpeg.Decode(bytes.NewReader(im.Data))
+		case "png":
+			_, err = png.Decode(bytes.NewReader(im.Data))
+		default:
+			err = fmt.Errorf("not validated")
+		}
+		if err != nil {
+			return Errorf(CodeBadImage, "images[%d]: undecodable %s: %v", i, im.Format, err)
+		}
+	}
+	return nil
+}
+
+// deepChecker is implemented by requests with checks too slow for the MQTT
+// callback; the worker runs them before the handler.
+type deepChecker interface {
+	deepCheck() error
 }
 
 // checkName validates a person's display name.
@@ -259,6 +287,8 @@ func (r EnrollRequest) Validate(l Limits) error {
 	}
 	return nil
 }
+
+func (r EnrollRequest) deepCheck() error { return r.Images.decodeAll() }
 
 // EnrollResult is the reply result of enroll.
 type EnrollResult struct {

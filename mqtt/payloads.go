@@ -100,6 +100,11 @@ type Payload interface {
 // with '/').
 func NewEvent(p Payload) (Event, error) {
 	topic := p.Topic()
+	if v, ok := p.(interface{ checkIDs() error }); ok {
+		if err := v.checkIDs(); err != nil {
+			return Event{}, err
+		}
+	}
 	if err := CheckEventTopic(topic); err != nil {
 		return Event{}, err
 	}
@@ -279,6 +284,12 @@ type PersonState struct {
 }
 
 func (p PersonState) Topic() string { return PersonStateTopic(p.PersonID) }
+func (p PersonState) checkIDs() error {
+	if err := CheckSegment(p.PersonID); err != nil {
+		return fmt.Errorf("person id %q: %w", p.PersonID, err)
+	}
+	return nil
+}
 func (PersonState) Retained() bool  { return true }
 
 // MarshalJSON always writes type "person_state".
@@ -303,6 +314,12 @@ type CameraState struct {
 }
 
 func (p CameraState) Topic() string { return CameraStateTopic(p.Camera) }
+func (p CameraState) checkIDs() error {
+	if err := CheckSegment(p.Camera); err != nil {
+		return fmt.Errorf("camera %q: %w", p.Camera, err)
+	}
+	return nil
+}
 func (CameraState) Retained() bool  { return true }
 
 // MarshalJSON always writes type "camera_state".

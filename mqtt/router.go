@@ -117,7 +117,14 @@ func (h *typedHandler[R, T]) decode(payload []byte, l Limits) (func(context.Cont
 		}
 		return nil, Errorf(CodeInvalidField, "%v", err)
 	}
-	return func(ctx context.Context) (any, error) { return h.fn(ctx, req) }, nil
+	return func(ctx context.Context) (any, error) {
+		if dc, ok := any(req).(deepChecker); ok {
+			if err := dc.deepCheck(); err != nil {
+				return nil, err
+			}
+		}
+		return h.fn(ctx, req)
+	}, nil
 }
 
 // decodeError classifies an encoding/json error.
