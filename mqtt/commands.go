@@ -2,9 +2,9 @@ package mqtt
 
 import (
 	"bytes"
-	"fmt"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/jpeg"
 	"image/png"

@@ -290,7 +290,7 @@ func (p PersonState) checkIDs() error {
 	}
 	return nil
 }
-func (PersonState) Retained() bool  { return true }
+func (PersonState) Retained() bool { return true }
 
 // MarshalJSON always writes type "person_state".
 func (p PersonState) MarshalJSON() ([]byte, error) {
@@ -320,7 +320,7 @@ func (p CameraState) checkIDs() error {
 	}
 	return nil
 }
-func (CameraState) Retained() bool  { return true }
+func (CameraState) Retained() bool { return true }
 
 // MarshalJSON always writes type "camera_state".
 func (p CameraState) MarshalJSON() ([]byte, error) {
