@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// embedTestShared is ../shared next to the checkout (golden files, LFW dev).
+var embedTestShared = filepath.Join("..", "..", "..", "shared")
+
+func embedTestNeeds(t *testing.T, paths ...string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(defaultModelDir(), "face_recognition_model.bin")); err != nil {
+		t.Skipf("models not installed (make setup): %v", err)
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("test data not available: %v", err)
+		}
+	}
+}
+
+type embedTestGolden struct {
+	Vectors map[string][]float64 `json:"vectors"`
+}
+
+func embedTestLoadGolden(t *testing.T) (string, embedTestGolden, []string) {
+	t.Helper()
+	dir := filepath.Join(embedTestShared, "golden")
+	embedTestNeeds(t, filepath.Join(dir, "embeddings.json"))
+	raw, err := os.ReadFile(filepath.Join(dir, "embeddings.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g embedTestGolden
+	if err := json.Unmarshal(raw, &g); err != nil {
+		t.Fatal(err)
+	}
+	chips, _ := filepath.Glob(filepath.Join(dir, "chip_*.png"))
+	if len(chips) != len(g.Vectors) {
+		t.Fatalf("%d chips, %d golden vectors", len(chips), len(g.Vectors))
+	}
+	return dir, g, chips
+}
+
+// embedTestCheckGolden parses `edged embed --chip` output and compares it
+// with the golden vectors; it returns the max abs difference.
+func embedTestCheckGolden(t *testing.T, out string, g embedTestGolden, files []string) float64 {
+	t.Helper()
+	var maxDiff float64
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	i := 0
+	for sc.Scan() {
+		var line map[string]json.RawMessage
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("line %d not JSON: %v", i+1, err)
+		}
+		if len(line) != 2 {
+			t.Fatalf("line %d has keys %v, want file and embedding", i+1, slices.Collect(mapsKeys(line)))
+		}
+		var file string
+		var emb []float64
+		json.Unmarshal(line["file"], &file)
+		json.Unmarshal(line["embedding"], &emb)
+		if i >= len(files) || file != files[i] {
+			t.Fatalf("line %d is for %q, want %q (paths as given, input order)", i+1, file, files[min(i, len(files)-1)])
+		}
+		want := g.Vectors[filepath.Base(file)]
+		if len(emb) != 128 || len(want) != 128 {
+			t.Fatalf("%s: %d values (golden %d), want 128", file, len(emb), len(want))
+		}
+		for k := range want {
+			maxDiff = math.Max(maxDiff, math.Abs(emb[k]-want[k]))
+		}
+		i++
+	}
+	if i != len(files) {
+		t.Fatalf("%d lines for %d files", i, len(files))
+	}
+	return maxDiff
+}
+
+func mapsKeys(m map[string]json.RawMessage) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func TestEmbedChipGolden(t *testing.T) {
+	_, g, chips := embedTestLoadGolden(t)
+	var code int
+	var err error
+	out := captureStdout(t, func() { code, err = runEmbed(t.Context(), append([]string{"--chip"}, chips...)) })
+	if code != exitOK || err != nil {
+		t.Fatalf("exit %d, err %v", code, err)
+	}
+	d := embedTestCheckGolden(t, out, g, chips)
+	t.Logf("max abs diff against face-api: %.3g", d)
+	if d > 1e-5 {
+		t.Fatalf("max abs diff %.3g > 1e-5", d)
+	}
+}
+
+// TestEmbedBinaryGolden runs the built binary (EDGED_BIN, set by `make
+// test`; or bin/edged) as a user would, from the checkout's root, and also
+// checks TensorFlow's start-up lines stay off stderr.
+func TestEmbedBinaryGolden(t *testing.T) {
+	bin := os.Getenv("EDGED_BIN")
+	if bin == "" {
+		bin = filepath.Join("..", "..", "bin", "edged")
+	}
+	bin, _ = filepath.Abs(bin)
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("no built binary (go build -o bin/edged ./cmd/edged, or set EDGED_BIN): %v", err)
+	}
+	_, g, _ := embedTestLoadGolden(t)
+	root := filepath.Join("..", "..")
+	// The paths as a user at the root types them: ../shared/golden/chip_*.png.
+	found, _ := filepath.Glob(filepath.Join(root, "..", "shared", "golden", "chip_*.png"))
+	var chips []string
+	for _, c := range found {
+		rel, _ := filepath.Rel(root, c)
+		chips = append(chips, rel)
+	}
+	if len(chips) == 0 {
+		t.Fatal("no chips found")
+	}
+	cmd := exec.Command(bin, append([]string{"embed", "--chip"}, chips...)...)
+	cmd.Dir = root
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "TF_CPP_MIN_LOG_LEVEL=") {
+			env = append(env, e)
+		}
+	}
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v: %v\n%s", cmd, err, stderr.String())
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("stderr not empty (TensorFlow log lines?):\n%s", stderr.String())
+	}
+	d := embedTestCheckGolden(t, stdout.String(), g, chips)
+	t.Logf("bin/edged embed --chip: max abs diff %.3g", d)
+	if d > 1e-5 {
+		t.Fatalf("max abs diff %.3g > 1e-5", d)
+	}
+}
+
+func TestEmbedImages(t *testing.T) {
+	lfw := filepath.Join(embedTestShared, "data", "lfw-dev", "images")
+	embedTestNeeds(t, filepath.Join(lfw, "Abel_Pacheco"))
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.jpg")
+	os.WriteFile(bad, []byte("not a jpeg"), 0o644)
+	person := filepath.Join(lfw, "Abel_Pacheco")
+	one := filepath.Join(lfw, "Akhmed_Zakayev", "Akhmed_Zakayev_0001.jpg")
+	missing := filepath.Join(dir, "missing.jpg")
+	list := filepath.Join(dir, "list.txt")
+	os.WriteFile(list, []byte(one+"\r\n\n"+missing+"\n"), 0o644)
+
+	for _, crop := range []string{cropAligned, cropCenter} {
+		t.Run(crop, func(t *testing.T) {
+			var code int
+			var err error
+			args := []string{"--crop", crop, "--workers", "2", "--list", list, bad, person}
+			out := captureStdout(t, func() { code, err = runEmbed(t.Context(), args) })
+			if code != exitFailure || err == nil || !strings.Contains(err.Error(), "2 of 7 files failed") {
+				t.Fatalf("exit %d, err %v: want exitFailure, 2 of 7 files failed", code, err)
+			}
+			want := []string{bad, filepath.Join(person, "Abel_Pacheco_0001.jpg"), filepath.Join(person, "Abel_Pacheco_0002.jpg"),
+				filepath.Join(person, "Abel_Pacheco_0003.jpg"), filepath.Join(person, "Abel_Pacheco_0004.jpg"), one, missing}
+			var files []string
+			sc := bufio.NewScanner(strings.NewReader(out))
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				var line struct {
+					File  string
+					Error string
+					Note  string
+					Faces *[]embedFaceJSON
+				}
+				if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+					t.Fatal(err)
+				}
+				files = append(files, line.File)
+				isBad := line.File == bad || line.File == missing
+				if isBad != (line.Error != "") || isBad != (line.Faces == nil) {
+					t.Errorf("%s: error %q, faces %v", line.File, line.Error, line.Faces)
+					continue
+				}
+				if isBad {
+					continue
+				}
+				if len(*line.Faces) == 0 {
+					t.Errorf("%s: no face", line.File)
+					continue
+				}
+				f := (*line.Faces)[0]
+				if len(f.Embedding) != 128 {
+					t.Errorf("%s: embedding of %d values", line.File, len(f.Embedding))
+				}
+				if crop == cropAligned && (!f.Aligned || len(f.Landmarks) != 5 || f.Score < 0.7 || line.Note != "") {
+					t.Errorf("%s: aligned=%v landmarks=%d score=%v note=%q", line.File, f.Aligned, len(f.Landmarks), f.Score, line.Note)
+				}
+				if crop == cropCenter && (f.Aligned || f.Box != [4]int{55, 55, 140, 140} || line.Note == "") {
+					t.Errorf("%s: centre crop: aligned=%v box=%v note=%q", line.File, f.Aligned, f.Box, line.Note)
+				}
+			}
+			if !slices.Equal(files, want) {
+				t.Fatalf("files in output:\n%v\nwant\n%v", files, want)
+			}
+		})
+	}
+}
+
+func TestEmbedInputs(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"b/2.png", "b/1.jpg", "a.JPG", "b/c/0.jpeg", "notes.txt", "b/z.gif"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
+		os.WriteFile(filepath.Join(dir, p), nil, 0o644)
+	}
+	got, err := embedInputs([]string{"x.jpg", dir}, "-", strings.NewReader("y.png\r\n\n  \nz/w.jpg\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"x.jpg", filepath.Join(dir, "a.JPG"), filepath.Join(dir, "b/1.jpg"), filepath.Join(dir, "b/2.png"),
+		filepath.Join(dir, "b/c/0.jpeg"), "y.png", "z/w.jpg"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got  %v\nwant %v", got, want)
+	}
+	if _, err := embedInputs(nil, filepath.Join(dir, "nope.txt"), nil); err == nil {
+		t.Fatal("missing --list file: no error")
+	}
+}
+
+func TestEmbedUsage(t *testing.T) {
+	for _, args := range [][]string{{}, {"--crop", "square", "x.jpg"}, {"--workers", "0", "x.jpg"}, {"--bogus"}} {
+		code, err := runEmbed(t.Context(), args)
+		if code != exitUsage || err == nil {
+			t.Errorf("%v: exit %d, err %v; want usage error", args, code, err)
+		}
+	}
+	code, err := runEmbed(t.Context(), []string{"--models", t.TempDir(), "--chip", "x.png"})
+	if code != exitStartup || err == nil || !strings.Contains(err.Error(), "face_recognition_model") {
+		t.Errorf("empty model dir: exit %d, err %v; want exitStartup naming the model file", code, err)
+	}
+}
