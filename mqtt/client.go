@@ -46,6 +46,8 @@ type Client struct {
 	sessMu sync.Mutex
 	sess   *session
 
+	unacked []uint64 // PUBACKed but not deleted from the outbox (publisher goroutine only)
+
 	camMu   sync.Mutex
 	cameras []string // announced to Home Assistant
 	removed []string // cameras whose discovery must be cleared
@@ -407,6 +409,19 @@ func (c *Client) publishLoop(sess *session) {
 			return
 		default:
 		}
+		// Events the broker acknowledged but the outbox failed to delete
+		// are deleted first, not published again.
+		for len(c.unacked) > 0 {
+			if err := c.outbox.Ack(c.unacked[0]); err != nil {
+				c.log.Error("outbox ack failed", "seq", c.unacked[0], "err", err, "retry_in", errDelay)
+				if !c.sleep(sess, errDelay) {
+					return
+				}
+				errDelay = min(errDelay*2, c.opts.BackoffMax)
+				continue
+			}
+			c.unacked = c.unacked[1:]
+		}
 		evs, err := c.outbox.Pending(c.opts.MaxInflight * 4)
 		if err != nil {
 			c.log.Error("outbox read failed", "err", err, "retry_in", errDelay)
@@ -483,14 +498,24 @@ func (c *Client) publishBatch(sess *session, evs []Event) bool {
 			}
 			return false
 		}
-		if err := c.outbox.Ack(f.ev.Seq); err != nil {
-			c.log.Error("outbox ack failed; the event may be published again", "seq", f.ev.Seq, "err", err)
-			return false
-		}
 		c.stats.Published.Add(1)
+		if len(c.unacked) > 0 {
+			c.unacked = append(c.unacked, f.ev.Seq) // keep acks in order
+			return true
+		}
+		if err := c.outbox.Ack(f.ev.Seq); err != nil {
+			// Retried (publishLoop) before anything else is published; if
+			// edged stops first, the event is published again after the
+			// restart.
+			c.log.Error("outbox ack failed", "seq", f.ev.Seq, "err", err)
+			c.unacked = append(c.unacked, f.ev.Seq)
+		}
 		return true
 	}
 	for _, ev := range evs {
+		if len(c.unacked) > 0 {
+			break // the outbox is failing: publish nothing new until acks work
+		}
 		if reason := c.unpublishable(ev); reason != "" {
 			// It can never be published; keeping it would block every later
 			// event forever.
@@ -501,11 +526,13 @@ func (c *Client) publishBatch(sess *session, evs []Event) bool {
 			}
 			q = q[:0]
 			c.log.Error("dropping an event that can never be published", "seq", ev.Seq, "topic", ev.Topic, "reason", reason)
-			if err := c.outbox.Ack(ev.Seq); err != nil {
-				c.log.Error("outbox ack failed", "seq", ev.Seq, "err", err)
-				return false
-			}
 			c.stats.Dropped.Add(1)
+			if len(c.unacked) > 0 {
+				c.unacked = append(c.unacked, ev.Seq)
+			} else if err := c.outbox.Ack(ev.Seq); err != nil {
+				c.log.Error("outbox ack failed", "seq", ev.Seq, "err", err)
+				c.unacked = append(c.unacked, ev.Seq)
+			}
 			continue
 		}
 		for len(q) >= c.opts.MaxInflight {
@@ -513,6 +540,9 @@ func (c *Client) publishBatch(sess *session, evs []Event) bool {
 				return false
 			}
 			q = q[1:]
+		}
+		if len(c.unacked) > 0 {
+			break
 		}
 		select {
 		case <-sess.lost:
@@ -530,7 +560,7 @@ func (c *Client) publishBatch(sess *session, evs []Event) bool {
 			return false
 		}
 	}
-	return true
+	return len(c.unacked) == 0
 }
 
 func (c *Client) unpublishable(ev Event) string {
