@@ -2,6 +2,7 @@ package detect
 
 import (
 	"errors"
+	"fmt"
 	"image"
 	"math"
 	"math/rand"
@@ -457,5 +458,30 @@ func TestQuality(t *testing.T) {
 	s := one("small", small)
 	if !strings.Contains(s.Quality.Issue, "small") {
 		t.Errorf("small face (%.0f px): %+v", s.Quality.Size, s.Quality)
+	}
+}
+
+// TestGroupPhotos: face-api's six demo photos hold 22 faces (counted by
+// eye: 3, 3, 3, 4, 5, 4); the default detector finds each, with no extra box.
+func TestGroupPhotos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("six large photos (-short)")
+	}
+	d := newTestDetector(t, nil)
+	want := []int{3, 3, 3, 4, 5, 4}
+	for i, n := range want {
+		p := filepath.Join(mediaDir(t), "faceapi", fmt.Sprintf("sample%d.jpg", i+1))
+		faces, err := d.DetectFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(faces) != n {
+			t.Errorf("%s: %d faces, want %d", filepath.Base(p), len(faces), n)
+		}
+		for _, f := range faces {
+			if !f.Aligned || f.Chip.Validate() != nil {
+				t.Errorf("%s: face at %v not aligned", filepath.Base(p), f.Box)
+			}
+		}
 	}
 }
