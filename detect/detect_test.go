@@ -485,3 +485,21 @@ func TestGroupPhotos(t *testing.T) {
 		}
 	}
 }
+
+func TestPlausible(t *testing.T) {
+	b := detection{x1: 0, y1: 0, x2: 100, y2: 120}
+	good := []face.Point{{X: 30, Y: 40}, {X: 70, Y: 40}, {X: 50, Y: 65}, {X: 35, Y: 90}, {X: 65, Y: 90}}
+	swapped := []face.Point{good[1], good[0], good[2], good[4], good[3]}
+	upside := []face.Point{{X: 30, Y: 90}, {X: 70, Y: 90}, {X: 50, Y: 65}, {X: 35, Y: 40}, {X: 65, Y: 40}}
+	collapsed := []face.Point{{X: 50, Y: 40}, {X: 52, Y: 40}, {X: 50, Y: 65}, {X: 35, Y: 90}, {X: 65, Y: 90}}
+	for name, tc := range map[string]struct {
+		pts  []face.Point
+		want bool
+	}{
+		"frontal": {good, true}, "eyes swapped": {swapped, false}, "upside down": {upside, false}, "eyes collapsed": {collapsed, false},
+	} {
+		if got := plausible(tc.pts, b); got != tc.want {
+			t.Errorf("%s: plausible = %v", name, got)
+		}
+	}
+}

@@ -14,8 +14,10 @@
 //     and 54);
 //  3. alignment: a least-squares similarity transform of the five points onto
 //     dlib's face-chip template (size 150, padding 0.25) and a bilinear
-//     gocv.WarpAffine; without landmarks, a centre crop of the box, flagged
-//     Aligned=false;
+//     gocv.WarpAffine; without landmarks, or with implausible ones (eyes
+//     swapped, mouth above the nose: the warp would mirror or flip the
+//     face), a centre crop of the box, flagged Aligned=false (implausible
+//     landmarks are kept in Face.Landmarks for display);
 //  4. quality: face size, blur (variance of the Laplacian of the chip) and
 //     landmark geometry (rough yaw), with an Issue string when poor.
 //

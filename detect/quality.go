@@ -88,10 +88,10 @@ func (d *Detector) rate(w *worker, f *face.Face, b detection, geometryOK bool) {
 		issues = append(issues, "blurry")
 	}
 	switch {
-	case !f.Aligned:
+	case f.Landmarks == nil:
 		issues = append(issues, "no landmarks")
 		yawF = 0.5
-	case !geometryOK:
+	case !geometryOK || !f.Aligned:
 		issues = append(issues, "implausible landmarks")
 		yawF = 0.25
 	case abs32(q.Yaw) > d.opts.MaxQualityYaw:
@@ -109,9 +109,11 @@ func (d *Detector) describe(w *worker, img gocv.Mat, b detection) face.Face {
 	if w.hasLM {
 		if pts, ok := landmarks68(w, img, b); ok {
 			f.Landmarks = fivePoints(pts)
-			if chip, ok := AlignChip(img, f.Landmarks); ok {
-				f.Chip, f.Aligned = chip, true
-				geometryOK = plausible(f.Landmarks, b)
+			// Implausible points (eyes swapped, mouth above the nose...) would
+			// warp the face mirrored or upside down, worse than a centre crop:
+			// keep them for display, but fall back.
+			if geometryOK = plausible(f.Landmarks, b); geometryOK {
+				f.Chip, f.Aligned = AlignChip(img, f.Landmarks)
 			}
 		}
 	}
