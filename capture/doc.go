@@ -11,7 +11,9 @@
 //   - "/dev/videoN" or a bare index "N": a V4L2 device (Options.Width,
 //     Height, FPS requested);
 //   - "rtsp://", "rtsps://", "rtmp://", "http://", "https://": a network stream
-//     (OpenCV's FFmpeg backend);
+//     (OpenCV's FFmpeg backend; its options come from the environment, e.g.
+//     OPENCV_FFMPEG_CAPTURE_OPTIONS="rtsp_transport;tcp" for RTSP over TCP,
+//     OPENCV_FFMPEG_READ_TIMEOUT in ms);
 //   - "gst:PIPELINE": a raw GStreamer pipeline ending in appsink (one is
 //     appended when missing), e.g. "gst:videotestsrc ! videoconvert";
 //   - an existing directory, a glob ("*?["), or a .jpg/.jpeg/.png file: still
