@@ -316,7 +316,17 @@ stage() {
   for f in libtensorflow_cc.so.2 libtensorflow_framework.so.2 "$TF_OMP"; do
     ln -s "$A64/tensorflow/lib/$f" "$st/lib/edged/$f"
   done
-  [ -d "$DEPS/models" ] && ln -s "$DEPS/models" "$st/share/edged/models"
+  if [ -d "$DEPS/models" ]; then ln -s "$DEPS/models" "$st/share/edged/models"; fi
+  # What systemd/install.sh puts under PREFIX/share, plus the unit and the
+  # minimal config for the device (docs/edge-devices.md), for PREFIX=/usr/local.
+  local doc="$st/share/doc/edged" unit="$st/share/edged/systemd"
+  mkdir -p "$doc" "$unit"
+  for f in docs/config.md systemd/edged.example.yaml systemd/edged.env.example; do
+    if [ -f "$ROOT/$f" ]; then ln -s "$ROOT/$f" "$doc/"; fi
+  done
+  for f in systemd/edged.service systemd/edged.minimal.yaml; do
+    if [ -f "$ROOT/$f" ]; then ln -s "$ROOT/$f" "$unit/"; fi
+  done
   echo "$st"
 }
 
@@ -411,7 +421,7 @@ cmd_dist() {
   local st; st="$(stage)"
   local out="$ROOT/bin/edged-$VERSION-linux-arm64.tar.gz" t0; t0="$(now)"
   # -h: the stage links to the libraries and models; the archive holds copies.
-  tar -C "$st" -h -czf "$out.tmp" bin lib share && mv -f "$out.tmp" "$out"
+  tar -C "$st" -h --owner=0 --group=0 --numeric-owner -czf "$out.tmp" bin lib share && mv -f "$out.tmp" "$out"
   log "wrote $out in $(since "$t0") s ($(du -h "$out" | cut -f1))"
 }
 
