@@ -25,7 +25,7 @@ func testLogger(t testing.TB) *slog.Logger {
 	if !testing.Verbose() {
 		return slog.New(slog.DiscardHandler)
 	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 type tWriter struct{ t testing.TB }
@@ -67,8 +67,19 @@ func startMosquitto(t testing.TB, extra string) *mosquitto {
 	}
 	m := &mosquitto{t: t, port: freePort(t), dir: t.TempDir()}
 	m.conf = filepath.Join(m.dir, "mosquitto.conf")
+	anon := "allow_anonymous true"
+	if strings.Contains(extra, "allow_anonymous") {
+		anon = ""
+	}
+	// As root, mosquitto switches to its own user, which cannot write the
+	// test's temp dir (persistence, log); keep root for the test broker.
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root"
+	}
 	conf := fmt.Sprintf(`listener %d 127.0.0.1
-allow_anonymous true
+%s
+%s
 persistence true
 persistence_location %s/
 max_queued_messages 0
@@ -78,7 +89,7 @@ log_type warning
 log_type notice
 log_type information
 %s
-`, m.port, m.dir, m.dir, extra)
+`, m.port, anon, user, m.dir, m.dir, extra)
 	if err := os.WriteFile(m.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
