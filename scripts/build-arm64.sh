@@ -48,6 +48,7 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/edged"
 APTDIR="$CACHE/arm64-apt"
 VERSION="${VERSION:-$(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null || echo v0.1.0-dev)}"
 BIN="$ROOT/bin/edged-linux-arm64"
+# shellcheck disable=SC2016 # $ORIGIN is for the dynamic loader, not the shell
 RUNPATH='$ORIGIN/../lib/edged'
 
 TF_VERSION=2.18.1
@@ -222,10 +223,13 @@ step_sysroot() {
   done
   local tmp; tmp="$(mktemp -d "$A64/.sysroot.XXXXXX")"
   : > "$tmp/manifest"
-  local entry name ver file
+  local entry name ver file f
   for entry in "${pkgs[@]}"; do
     name="${entry%%=*}"; ver="${entry#*=}"
-    file="$(ls "$archives/${name}_$(echo "$ver" | sed 's/:/%3a/')_"{arm64,all}.deb 2>/dev/null | head -n1 || true)"
+    file=""
+    for f in "$archives/${name}_${ver//:/%3a}_"{arm64,all}.deb; do
+      if [ -f "$f" ]; then file="$f"; break; fi
+    done
     [ -n "$file" ] || { rm -rf "$tmp"; die "$name $ver: .deb not in $archives"; }
     dpkg-deb --info "$file" >/dev/null 2>&1 || { rm -rf "$tmp"; die "$file is not a valid .deb"; }
     dpkg -x "$file" "$tmp/root" || { rm -rf "$tmp"; die "could not unpack $file"; }
