@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/edged-dev/edged/store"
+)
+
+func init() {
+	register(&Command{
+		Name:  "people",
+		Usage: "list|show|rename|delete|unknown [--data DIR] [--json] ...   (the daemon must be stopped)",
+		Short: "list, inspect, rename and delete enrolled people; list unknown-face clusters",
+		Run:   runPeople,
+	})
+}
+
+func runPeople(ctx context.Context, args []string) (int, error) {
+	if len(args) == 0 {
+		return exitUsage, usageError("missing subcommand (list, show, rename, delete, unknown)")
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("people "+sub, flag.ContinueOnError)
+	sf := addStoreCLIFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	var want int
+	switch sub {
+	case "list", "unknown":
+		want = 0
+	case "show", "delete":
+		want = 1
+	case "rename":
+		want = 2
+	default:
+		return exitUsage, usageError("unknown subcommand %q (list, show, rename, delete, unknown)", sub)
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return exitUsage, err
+	}
+	if len(pos) != want {
+		return exitUsage, usageError("people %s takes %d argument(s) (ID or NAME%s), got %d", sub, want,
+			map[bool]string{true: ", then the new name", false: ""}[sub == "rename"], len(pos))
+	}
+	readOnly := sub == "list" || sub == "show" || sub == "unknown"
+	st, code, err := sf.open(readOnly)
+	if err != nil {
+		return code, err
+	}
+	defer st.Close()
+	out := json.NewEncoder(os.Stdout)
+	out.SetIndent("", "  ")
+	switch sub {
+	case "list":
+		return peopleList(st, *asJSON, out)
+	case "show":
+		return peopleShow(st, pos[0], *asJSON, out)
+	case "unknown":
+		return peopleUnknown(st, *asJSON, out)
+	case "rename":
+		p, err := st.RenamePerson(resolvePersonID(st, pos[0]), pos[1])
+		if err != nil {
+			return exitFailure, err
+		}
+		if *asJSON {
+			return exitOK, out.Encode(p)
+		}
+		fmt.Printf("renamed %s to %q\n", p.ID, p.Name)
+		return exitOK, nil
+	default: // delete
+		p, err := st.FindPerson(pos[0])
+		if err != nil {
+			return exitFailure, err
+		}
+		n, _ := sampleCount(st, p.ID)
+		if err := st.DeletePerson(p.ID); err != nil {
+			return exitFailure, err
+		}
+		if *asJSON {
+			return exitOK, out.Encode(map[string]any{"deleted": p, "samples": n})
+		}
+		fmt.Printf("deleted %s %q and %d samples\n", p.ID, p.Name, n)
+		return exitOK, nil
+	}
+}
+
+// resolvePersonID maps a name to its id (an id or unknown name is returned
+// as is, for the store to report).
+func resolvePersonID(st *store.Store, idOrName string) string {
+	if p, err := st.FindPerson(idOrName); err == nil {
+		return p.ID
+	}
+	return idOrName
+}
+
+func sampleCount(st *store.Store, id string) (n int, err error) {
+	err = st.View(func(tx *store.Tx) error { n, err = tx.SampleCount(id); return err })
+	return n, err
+}
+
+type personSummaryJSON struct {
+	store.Person
+	Samples   int `json:"samples"`
+	Clusters  int `json:"clusters"`
+	Negatives int `json:"negatives"`
+}
+
+func summaries(st *store.Store) ([]personSummaryJSON, error) {
+	var out []personSummaryJSON
+	err := st.View(func(tx *store.Tx) error {
+		ps, err := tx.People()
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			s := personSummaryJSON{Person: p}
+			if s.Samples, err = tx.SampleCount(p.ID); err != nil {
+				return err
+			}
+			cl, err := tx.Clusters(p.ID)
+			if err != nil {
+				return err
+			}
+			s.Clusters = len(cl.Clusters)
+			ns, err := tx.Negatives(p.ID)
+			if err != nil {
+				return err
+			}
+			s.Negatives = len(ns)
+			out = append(out, s)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func peopleList(st *store.Store, asJSON bool, out *json.Encoder) (int, error) {
+	ss, err := summaries(st)
+	if err != nil {
+		return exitFailure, err
+	}
+	if asJSON {
+		if ss == nil {
+			ss = []personSummaryJSON{}
+		}
+		return exitOK, out.Encode(ss)
+	}
+	if len(ss) == 0 {
+		fmt.Println("nobody enrolled")
+		return exitOK, nil
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSAMPLES\tCLUSTERS\tNEGATIVES\tENROLLED")
+	for _, s := range ss {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", s.ID, s.Name, s.Samples, s.Clusters, s.Negatives, s.Created.Local().Format(time.DateTime))
+	}
+	return exitOK, tw.Flush()
+}
+
+type personDetailJSON struct {
+	store.Person
+	Samples   []store.Sample   `json:"samples"`
+	Clusters  []clusterJSON    `json:"clusters"`
+	Head      string           `json:"head,omitempty"`
+	Negatives []store.Negative `json:"negatives"`
+}
+
+type clusterJSON struct {
+	Count   int      `json:"count"`
+	Spread  float32  `json:"spread"`
+	Samples []string `json:"samples"`
+}
+
+func peopleShow(st *store.Store, idOrName string, asJSON bool, out *json.Encoder) (int, error) {
+	var d personDetailJSON
+	err := st.View(func(tx *store.Tx) error {
+		p, err := tx.FindPerson(idOrName)
+		if err != nil {
+			return err
+		}
+		d.Person = p
+		if d.Samples, err = tx.Samples(p.ID); err != nil {
+			return err
+		}
+		cl, err := tx.Clusters(p.ID)
+		if err != nil {
+			return err
+		}
+		d.Head = cl.Head
+		for _, c := range cl.Clusters {
+			d.Clusters = append(d.Clusters, clusterJSON{Count: c.Count, Spread: c.Spread, Samples: c.Samples})
+		}
+		d.Negatives, err = tx.Negatives(p.ID)
+		return err
+	})
+	if err != nil {
+		return exitFailure, err
+	}
+	if asJSON {
+		return exitOK, out.Encode(d)
+	}
+	fmt.Printf("%s  %s\n  enrolled %s, updated %s\n", d.ID, d.Name, d.Created.Local().Format(time.DateTime), d.Updated.Local().Format(time.DateTime))
+	for k, v := range d.Attributes {
+		fmt.Printf("  %s: %s\n", k, v)
+	}
+	fmt.Printf("  %d samples:\n", len(d.Samples))
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "    ID\tSOURCE\tREF\tQUALITY\tCHIP\tADDED")
+	for _, s := range d.Samples {
+		fmt.Fprintf(tw, "    %s\t%s\t%s\t%.2f\t%v\t%s\n", s.ID, s.Source, s.Ref, s.Quality, s.HasChip, s.Created.Local().Format(time.DateTime))
+	}
+	tw.Flush()
+	fmt.Printf("  %d clusters:", len(d.Clusters))
+	for _, c := range d.Clusters {
+		fmt.Printf(" [%d samples, spread %.3f]", c.Count, c.Spread)
+	}
+	fmt.Println()
+	fmt.Printf("  %d negative samples (\"not %s\")\n", len(d.Negatives), d.Name)
+	return exitOK, nil
+}
+
+type unknownJSON struct {
+	ID        string    `json:"id"`
+	Count     int       `json:"count"`
+	Kept      int       `json:"kept"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	Cameras   []string  `json:"cameras,omitempty"`
+}
+
+func peopleUnknown(st *store.Store, asJSON bool, out *json.Encoder) (int, error) {
+	us, err := st.Unknowns()
+	if err != nil {
+		return exitFailure, err
+	}
+	list := make([]unknownJSON, 0, len(us))
+	for _, u := range us {
+		list = append(list, unknownJSON{u.ID, u.Count, len(u.Samples), u.FirstSeen, u.LastSeen, u.Cameras})
+	}
+	if asJSON {
+		return exitOK, out.Encode(list)
+	}
+	if len(list) == 0 {
+		fmt.Println("no unknown faces kept")
+		return exitOK, nil
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSEEN\tKEPT\tFIRST SEEN\tLAST SEEN\tCAMERAS")
+	for _, u := range list {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%v\n", u.ID, u.Count, u.Kept, u.FirstSeen.Local().Format(time.DateTime), u.LastSeen.Local().Format(time.DateTime), u.Cameras)
+	}
+	fmt.Fprintln(tw, "\nname one with: edged enroll --unknown ID --name NAME")
+	return exitOK, tw.Flush()
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	_ "image/png" // imageSize
+	"log/slog"
+	"os"
+
+	"github.com/edged-dev/edged/config"
+	"github.com/edged-dev/edged/store"
+)
+
+// storeCLIFlags are the flags of every command that opens the store:
+// --data DIR (default: the config's data_dir, else $STATE_DIRECTORY, else
+// ./edged-data), --config FILE (optional; its data_dir and store.key_file)
+// and --key-file FILE ($EDGED_STORE_KEY overrides both key sources).
+//
+// The store is a single-writer database: while `edged run` holds it these
+// commands fail with "database directory is in use by another process";
+// stop the daemon, or use its MQTT commands instead.
+type storeCLIFlags struct {
+	data, config, keyFile *string
+	debug                 *bool
+}
+
+func addStoreCLIFlags(fs *flag.FlagSet) *storeCLIFlags {
+	return &storeCLIFlags{
+		data:    fs.String("data", "", "data directory (default: config data_dir, $STATE_DIRECTORY, ./edged-data)"),
+		config:  fs.String("config", "", "configuration file (for data_dir and store.key_file)"),
+		keyFile: fs.String("key-file", "", "encryption key file (16/24/32 bytes raw or hex; $"+store.KeyEnv+" overrides)"),
+		debug:   fs.Bool("debug", false, "debug logging"),
+	}
+}
+
+// options resolves the store options from the flags and the config.
+func (f *storeCLIFlags) options(readOnly bool) (store.Options, error) {
+	var cfgDir, cfgKeyFile string
+	if *f.config != "" {
+		cfg, err := config.Load(*f.config)
+		if err != nil {
+			return store.Options{}, err
+		}
+		cfgDir, cfgKeyFile = cfg.DataDir, cfg.Store.KeyFile
+	}
+	keyFile := *f.keyFile
+	if keyFile == "" {
+		keyFile = cfgKeyFile
+	}
+	key, err := store.LoadKey(keyFile, os.Getenv(store.KeyEnv))
+	if err != nil {
+		return store.Options{}, err
+	}
+	opts := store.DefaultOptions(resolveDataDir(*f.data, cfgDir))
+	opts.EncryptionKey, opts.ReadOnly = key, readOnly
+	opts.Logger = f.logger()
+	return opts, nil
+}
+
+func (f *storeCLIFlags) logger() *slog.Logger { return newLogger(*f.debug, false) }
+
+// open opens the store. readOnly commands refuse to create a database
+// where there is none.
+func (f *storeCLIFlags) open(readOnly bool) (*store.Store, int, error) {
+	opts, err := f.options(readOnly)
+	if err != nil {
+		return nil, exitStartup, err
+	}
+	st, err := store.Open(opts)
+	if err != nil {
+		if readOnly && errors.Is(err, os.ErrNotExist) {
+			return nil, exitFailure, fmt.Errorf("no database in %q (nothing enrolled yet?)", opts.Dir)
+		}
+		return nil, exitStartup, err
+	}
+	return st, exitOK, nil
+}
+
+// parseInterleaved parses flags that may come after positional arguments
+// (`edged backup FILE --data DIR`), which flag.FlagSet alone stops at. It
+// returns the positional arguments; everything after "--" is positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// imageSize returns the pixel size of a JPEG or PNG (0, 0 when unknown).
+func imageSize(data []byte) (int, int) {
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return 0, 0
+	}
+	return cfg.Width, cfg.Height
+}

@@ -1,0 +1,141 @@
+package gallery
+
+import "math"
+
+// Calibration is how the gallery turns distances into decisions: the
+// fitted threshold and the two distance distributions behind the
+// confidence.
+//
+// Why fit: the 1:1 verification threshold of the network (0.4365 between
+// normalised vectors on LFW pairs) accepts most strangers in a 1:N search,
+// because a stranger only needs to be near ONE of N people, and a mean of
+// several shots sits nearer to every face. The distance of a stranger to
+// the nearest person therefore shrinks with the gallery's size and the
+// number of shots. The gallery estimates that distribution from its own
+// content: every calibration sample is matched against everybody except
+// its own person (leave-one-person-out), which is exactly a stranger's
+// search in a gallery one person smaller. A normal fit of those distances,
+// blended with a prior measured on LFW (used alone while the gallery is too
+// small to say anything), gives the threshold at which TargetFAR of
+// strangers would be accepted.
+type Calibration struct {
+	// Threshold is the distance limit in use (Options.Threshold when set).
+	Threshold float64 `json:"threshold"`
+	// Fitted is false when Options.Threshold fixed it.
+	Fitted bool `json:"fitted"`
+	// People is the number of people in the gallery, Points the number of
+	// leave-one-person-out distances measured (0: prior only).
+	People int `json:"people"`
+	Points int `json:"points"`
+	// Stranger: mean and standard deviation of a stranger's distance to
+	// the nearest person; Genuine: of a person's face to their own nearest
+	// cluster.
+	StrangerMean float64 `json:"stranger_mean"`
+	StrangerSD   float64 `json:"stranger_sd"`
+	GenuineMean  float64 `json:"genuine_mean"`
+	GenuineSD    float64 `json:"genuine_sd"`
+}
+
+// The prior, measured with edged's detector, aligner and network (dlib
+// ResNet, identity head) on the LFW dev fold: the distance between a face
+// and the normalised mean of k shots of another person has a lower tail
+// that a normal law with mean priorImpostorMean(k) and sd priorImpostorSD
+// follows down to a 1e-5 quantile; a face of the same person lies at
+// priorGenuineMean(k) +- priorGenuineSD(k).
+const (
+	priorImpostorSD = 0.058
+	// priorWeight is how many measured points count as much as the prior.
+	priorWeight = 20
+	// minFitPeople: below this, leave-one-out distances (to N-1 people)
+	// say too little about N and only the prior is used.
+	minFitPeople = 3
+	// The fitted threshold stays in this range whatever the data says.
+	minThreshold, maxThreshold = 0.2, 0.5
+)
+
+func priorImpostorMean(k float64) float64 { return 0.532 + 0.035/math.Pow(max(k, 1), 1.5) }
+func priorGenuineMean(k float64) float64  { return 0.22 + 0.091/math.Pow(max(k, 1), 0.75) }
+func priorGenuineSD(k float64) float64    { return 0.034 + 0.018/max(k, 1) }
+
+// normQuantile is the standard normal quantile function.
+func normQuantile(p float64) float64 { return math.Sqrt2 * math.Erfinv(2*p-1) }
+
+// priorStrangerQuantile is the u-quantile of a stranger's distance to the
+// nearest of n people under the prior: P(min <= d) = 1-(1-F(d))^n.
+func priorStrangerQuantile(u float64, n int, k float64) float64 {
+	p := 1 - math.Pow(1-u, 1/float64(max(n, 1)))
+	return priorImpostorMean(k) + priorImpostorSD*normQuantile(p)
+}
+
+// calibrate fits the calibration from leave-one-person-out stranger
+// distances and same-person distances measured on the gallery. k is the
+// mean number of samples per cluster.
+func calibrate(opts Options, people int, k float64, stranger, genuine []float64) Calibration {
+	c := Calibration{People: people, Points: len(stranger)}
+	// Prior.
+	med := priorStrangerQuantile(0.5, people, k)
+	c.StrangerMean = med
+	c.StrangerSD = med - priorStrangerQuantile(0.15866, people, k)
+	c.GenuineMean, c.GenuineSD = priorGenuineMean(k), priorGenuineSD(k)
+	priorT := priorStrangerQuantile(opts.TargetFAR, people, k)
+	t := priorT
+	if people >= minFitPeople && len(stranger) >= 2 {
+		m, s := meanSD(stranger)
+		w := float64(len(stranger)) / float64(len(stranger)+priorWeight)
+		c.StrangerMean = w*m + (1-w)*c.StrangerMean
+		c.StrangerSD = w*s + (1-w)*c.StrangerSD
+		t = w*(m+s*normQuantile(opts.TargetFAR)) + (1-w)*priorT
+	}
+	if len(genuine) >= 2 {
+		m, s := meanSD(genuine)
+		w := float64(len(genuine)) / float64(len(genuine)+priorWeight)
+		c.GenuineMean = w*m + (1-w)*c.GenuineMean
+		c.GenuineSD = w*s + (1-w)*c.GenuineSD
+	}
+	c.StrangerSD = max(c.StrangerSD, 0.01)
+	c.GenuineSD = max(c.GenuineSD, 0.01)
+	c.Threshold, c.Fitted = min(maxThreshold, max(minThreshold, t)), true
+	if opts.Threshold > 0 {
+		c.Threshold, c.Fitted = opts.Threshold, false
+	}
+	return c
+}
+
+func meanSD(x []float64) (float64, float64) {
+	var m float64
+	for _, v := range x {
+		m += v
+	}
+	m /= float64(len(x))
+	var s float64
+	for _, v := range x {
+		s += (v - m) * (v - m)
+	}
+	return m, math.Sqrt(s / float64(len(x)-1))
+}
+
+// confidence is the probability that the best person is right, among three
+// explanations of the face: it is the best person (genuine at d1), the
+// second best (genuine at d2) or a stranger (at d1), with the calibrated
+// normal densities and equal prior odds. The densities are held flat on the
+// far side of their means, so confidence only falls as d1 grows.
+func (c Calibration) confidence(d1, d2 float64) float64 {
+	lg := func(d float64) float64 {
+		d = max(d, c.GenuineMean)
+		z := (d - c.GenuineMean) / c.GenuineSD
+		return -0.5*z*z - math.Log(c.GenuineSD)
+	}
+	ls := func(d float64) float64 {
+		d = min(d, c.StrangerMean)
+		z := (d - c.StrangerMean) / c.StrangerSD
+		return -0.5*z*z - math.Log(c.StrangerSD)
+	}
+	a, b, s := lg(d1), lg(d2), ls(d1)
+	m := max(a, b, s)
+	ea, eb, es := math.Exp(a-m), math.Exp(b-m), math.Exp(s-m)
+	conf := ea / (ea + eb + es)
+	if math.IsNaN(conf) {
+		return 0
+	}
+	return min(1, max(0, conf))
+}

@@ -1,0 +1,90 @@
+package gallery
+
+import (
+	"log/slog"
+	"runtime"
+)
+
+// Options configure a Gallery. Zero fields take the defaults below
+// (DefaultOptions spells them out).
+type Options struct {
+	// Threshold is the largest distance (between L2-normalised vectors in
+	// the matching space, 0..2) at which a face is accepted as its nearest
+	// person. 0 (the default) fits it to the gallery so that about
+	// TargetFAR of strangers would be accepted as somebody; see Calibration.
+	Threshold float64 `yaml:"threshold"`
+	// TargetFAR is the fraction of strangers the fitted threshold lets in
+	// (accepted as anyone). Default 0.01.
+	TargetFAR float64 `yaml:"target_far"`
+	// Margin is how much nearer the best person must be than the second
+	// best (or than a negative sample of the best person). Default 0.03.
+	Margin float64 `yaml:"margin"`
+	// ClusterRadius: a person's sample farther than this from every one of
+	// their clusters starts a new cluster (people who look different with
+	// and without glasses, years apart, ...). Default 0.42, below the
+	// distance at which strangers start to look alike.
+	ClusterRadius float64 `yaml:"cluster_radius"`
+	// KNN, when > 0, adds a vote of the KNN nearest samples: the face is
+	// unknown unless its nearest person also has the most of them.
+	// Default 0 (off): on LFW it only costs recall.
+	KNN int `yaml:"knn"`
+	// Workers is how many goroutines scan a large gallery. Default
+	// min(2, GOMAXPROCS).
+	Workers int `yaml:"workers"`
+	// ExactLimit is the gallery size (clusters) up to which every entry is
+	// compared exactly; larger galleries rank entries by a 256-bit binary
+	// code first. Default 16384.
+	ExactLimit int `yaml:"exact_limit"`
+	// Candidates is how many entries, ranked by binary code, get an exact
+	// distance in a large gallery. Default 4096.
+	Candidates int `yaml:"candidates"`
+	// CalibrationSamples caps the samples used to fit the threshold.
+	// Default 512.
+	CalibrationSamples int `yaml:"calibration_samples"`
+	// Logger receives rebuild timings at debug level. Default: discard.
+	Logger *slog.Logger `yaml:"-"`
+}
+
+// DefaultOptions returns the defaults.
+func DefaultOptions() Options {
+	var o Options
+	o.fill()
+	return o
+}
+
+// Defaults, measured on LFW (see docs in Calibration and the package doc).
+const (
+	DefaultTargetFAR     = 0.01
+	DefaultMargin        = 0.03
+	DefaultClusterRadius = 0.42
+)
+
+func (o *Options) fill() {
+	if o.TargetFAR <= 0 || o.TargetFAR >= 1 {
+		o.TargetFAR = DefaultTargetFAR
+	}
+	if o.Margin <= 0 {
+		o.Margin = DefaultMargin
+	}
+	if o.ClusterRadius <= 0 {
+		o.ClusterRadius = DefaultClusterRadius
+	}
+	if o.KNN < 0 {
+		o.KNN = 0
+	}
+	if o.Workers <= 0 {
+		o.Workers = min(2, runtime.GOMAXPROCS(0))
+	}
+	if o.ExactLimit <= 0 {
+		o.ExactLimit = 16384
+	}
+	if o.Candidates <= 0 {
+		o.Candidates = 4096
+	}
+	if o.CalibrationSamples <= 0 {
+		o.CalibrationSamples = 512
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}

@@ -1,0 +1,361 @@
+package gallery
+
+import (
+	"image"
+	"sort"
+	"time"
+)
+
+// TrackerOptions configure a Tracker. Zero fields take the defaults; the
+// names follow the daemon's recognition config keys.
+type TrackerOptions struct {
+	// MinIoU is the box overlap (intersection over union) a face needs with
+	// a track's last box to continue it. Default 0.3.
+	MinIoU float64 `yaml:"min_iou"`
+	// SameFace: a face this near (distance of unit embeddings) to a track's
+	// faces continues it even without overlap (the person moved fast or was
+	// hidden for a moment). Default 0.3.
+	SameFace float64 `yaml:"same_face"`
+	// OtherFace: a face this far from a track's faces never continues it,
+	// whatever the overlap (two people crossing). Default 0.6.
+	OtherFace float64 `yaml:"other_face"`
+	// MinQuality: faces below it are tracked but their embeddings do not
+	// count towards the decision. Default 0.3.
+	MinQuality float32 `yaml:"min_quality"`
+	// Decide is how many good embedded faces a track needs before it is
+	// decided; a recognised person is reported then. Default 3.
+	Decide int `yaml:"decide"`
+	// MaxEmbeds: a track still not recognised after this many good faces is
+	// decided unknown. Default 10.
+	MaxEmbeds int `yaml:"max_embeds"`
+	// Recheck is how often a decided track wants one more embedded face to
+	// confirm its identity. Default 2s.
+	Recheck time.Duration `yaml:"recheck"`
+	// Timeout ends a track not seen for this long. Default 2s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Keep is how many best faces a track keeps for its decision. Default 10.
+	Keep int `yaml:"keep"`
+}
+
+func (o *TrackerOptions) fill() {
+	if o.MinIoU <= 0 {
+		o.MinIoU = 0.3
+	}
+	if o.SameFace <= 0 {
+		o.SameFace = 0.3
+	}
+	if o.OtherFace <= 0 {
+		o.OtherFace = 0.6
+	}
+	if o.MinQuality <= 0 {
+		o.MinQuality = 0.3
+	}
+	if o.Decide <= 0 {
+		o.Decide = 3
+	}
+	if o.MaxEmbeds < o.Decide {
+		o.MaxEmbeds = max(10, o.Decide)
+	}
+	if o.Recheck <= 0 {
+		o.Recheck = 2 * time.Second
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Second
+	}
+	if o.Keep <= 0 {
+		o.Keep = 10
+	}
+}
+
+// Detection is one face in a frame, as the tracker sees it.
+type Detection struct {
+	Box     image.Rectangle
+	Quality float32
+	// Embedding is the raw backbone embedding, nil when the face was not
+	// embedded in this frame (see Tracker.Want).
+	Embedding []float32
+}
+
+// TrackFace is one embedded face kept by a track.
+type TrackFace struct {
+	Embedding []float32 // raw
+	Quality   float32
+	Time      time.Time
+}
+
+// Decision is a track's identity: made once per track (Revised marks the
+// rare change after a recheck), from several faces weighted by quality.
+type Decision struct {
+	Track uint64
+	Match Match
+	// Faces are the good faces the decision used, best quality first (to
+	// cluster an unknown face, or to enroll the person seen).
+	Faces   []TrackFace
+	Box     image.Rectangle
+	First   time.Time // when the track started
+	Time    time.Time // the frame of the decision
+	Revised bool
+}
+
+// TrackEnd reports a track that was not seen for Timeout.
+type TrackEnd struct {
+	Track    uint64
+	First    time.Time
+	Last     time.Time
+	Frames   int
+	Decision *Decision // nil when the track was never decided (no good face)
+}
+
+// Update is what one frame changed.
+type Update struct {
+	// Tracks holds the track id of each detection, in order.
+	Tracks    []uint64
+	Decisions []Decision
+	Ended     []TrackEnd
+}
+
+type track struct {
+	id          uint64
+	box         image.Rectangle
+	first, last time.Time
+	frames      int
+	faces       []TrackFace // good faces, best quality first, <= Keep
+	embedded    int         // good faces seen
+	ref         []float32   // unit vector: quality-weighted mean of the faces (matching space)
+	decision    *Decision
+	lastEmbed   time.Time
+}
+
+// Tracker links the faces of one camera across frames (box overlap plus
+// embedding distance) and makes one decision per track from several
+// faces, so that events are per appearance of a person, not per frame. It
+// is not safe for concurrent use: one tracker per camera, fed in frame
+// order.
+type Tracker struct {
+	g      *Gallery
+	opts   TrackerOptions
+	tracks []*track
+	nextID uint64
+}
+
+// NewTracker returns a tracker deciding with g.
+func NewTracker(g *Gallery, opts TrackerOptions) *Tracker {
+	opts.fill()
+	return &Tracker{g: g, opts: opts, nextID: 1}
+}
+
+// Options returns the effective options.
+func (t *Tracker) Options() TrackerOptions { return t.opts }
+
+// Want reports, for each box of the coming frame, whether embedding its
+// face would help: the face starts a new track, or continues one that is
+// undecided, or is due for a recheck. Faces of low quality are never
+// wanted. It does not change the tracker.
+func (t *Tracker) Want(now time.Time, boxes []image.Rectangle, quality []float32) []bool {
+	want := make([]bool, len(boxes))
+	for i, b := range boxes {
+		if quality != nil && quality[i] < t.opts.MinQuality {
+			continue
+		}
+		tr := t.byOverlap(now, b)
+		switch {
+		case tr == nil:
+			want[i] = true
+		case tr.decision == nil:
+			want[i] = tr.embedded < t.opts.MaxEmbeds
+		default:
+			want[i] = now.Sub(tr.lastEmbed) >= t.opts.Recheck
+		}
+	}
+	return want
+}
+
+func (t *Tracker) byOverlap(now time.Time, b image.Rectangle) *track {
+	var best *track
+	bi := t.opts.MinIoU
+	for _, tr := range t.tracks {
+		if now.Sub(tr.last) > t.opts.Timeout {
+			continue
+		}
+		if v := iou(tr.box, b); v >= bi {
+			best, bi = tr, v
+		}
+	}
+	return best
+}
+
+// Update feeds one frame (now: its time, increasing) and returns the track
+// of each detection, the decisions made and the tracks that ended.
+func (t *Tracker) Update(now time.Time, dets []Detection) Update {
+	var up Update
+	units := make([][]float32, len(dets))
+	for i, d := range dets {
+		if d.Embedding != nil && t.g.CheckEmbedding(d.Embedding) == nil {
+			units[i] = t.g.Project(d.Embedding)
+		}
+	}
+	// Candidate pairs, best first: overlap, helped or vetoed by the face.
+	type pair struct {
+		ti, di int
+		score  float64
+	}
+	var pairs []pair
+	for ti, tr := range t.tracks {
+		if now.Sub(tr.last) > t.opts.Timeout {
+			continue
+		}
+		for di, d := range dets {
+			v := iou(tr.box, d.Box)
+			if units[di] == nil || tr.ref == nil {
+				if v >= t.opts.MinIoU {
+					pairs = append(pairs, pair{ti, di, v})
+				}
+				continue
+			}
+			dd := dist(units[di], tr.ref)
+			if dd > t.opts.OtherFace || (v < t.opts.MinIoU && dd > t.opts.SameFace) {
+				continue // another person, or too far away to be the same
+			}
+			pairs = append(pairs, pair{ti, di, v + (1 - dd)})
+		}
+	}
+	sort.SliceStable(pairs, func(a, b int) bool { return pairs[a].score > pairs[b].score })
+	up.Tracks = make([]uint64, len(dets))
+	assigned := make([]*track, len(dets))
+	usedTrack := make([]bool, len(t.tracks))
+	for _, p := range pairs {
+		if usedTrack[p.ti] || assigned[p.di] != nil {
+			continue
+		}
+		usedTrack[p.ti] = true
+		assigned[p.di] = t.tracks[p.ti]
+	}
+	for di, d := range dets {
+		tr := assigned[di]
+		if tr == nil {
+			tr = &track{id: t.nextID, first: now}
+			t.nextID++
+			t.tracks = append(t.tracks, tr)
+		}
+		tr.box, tr.last = d.Box, now
+		tr.frames++
+		up.Tracks[di] = tr.id
+		if units[di] != nil && d.Quality >= t.opts.MinQuality {
+			t.observe(tr, now, d, units[di])
+			if dec := t.decide(tr, now, false); dec != nil {
+				up.Decisions = append(up.Decisions, *dec)
+			}
+		}
+	}
+	// End tracks not seen for Timeout; an undecided track with good faces
+	// is decided now with what it has.
+	kept := t.tracks[:0]
+	for _, tr := range t.tracks {
+		if now.Sub(tr.last) <= t.opts.Timeout {
+			kept = append(kept, tr)
+			continue
+		}
+		if tr.decision == nil && len(tr.faces) > 0 {
+			if dec := t.decide(tr, tr.last, true); dec != nil {
+				up.Decisions = append(up.Decisions, *dec)
+			}
+		}
+		up.Ended = append(up.Ended, TrackEnd{Track: tr.id, First: tr.first, Last: tr.last, Frames: tr.frames, Decision: tr.decision})
+	}
+	for i := len(kept); i < len(t.tracks); i++ {
+		t.tracks[i] = nil
+	}
+	t.tracks = kept
+	return up
+}
+
+// Flush ends every track (end of a video), deciding the undecided ones.
+func (t *Tracker) Flush() Update {
+	var up Update
+	for _, tr := range t.tracks {
+		if tr.decision == nil && len(tr.faces) > 0 {
+			if dec := t.decide(tr, tr.last, true); dec != nil {
+				up.Decisions = append(up.Decisions, *dec)
+			}
+		}
+		up.Ended = append(up.Ended, TrackEnd{Track: tr.id, First: tr.first, Last: tr.last, Frames: tr.frames, Decision: tr.decision})
+	}
+	t.tracks = nil
+	return up
+}
+
+// observe adds a good embedded face to the track.
+func (t *Tracker) observe(tr *track, now time.Time, d Detection, unit []float32) {
+	tr.embedded++
+	tr.lastEmbed = now
+	f := TrackFace{Embedding: d.Embedding, Quality: d.Quality, Time: now}
+	i := sort.Search(len(tr.faces), func(i int) bool { return tr.faces[i].Quality < f.Quality })
+	tr.faces = append(tr.faces, TrackFace{})
+	copy(tr.faces[i+1:], tr.faces[i:])
+	tr.faces[i] = f
+	if len(tr.faces) > t.opts.Keep {
+		tr.faces = tr.faces[:t.opts.Keep]
+	}
+	units := make([][]float32, len(tr.faces))
+	w := make([]float32, len(tr.faces))
+	for j, tf := range tr.faces {
+		units[j] = t.g.Project(tf.Embedding)
+		w[j] = tf.Quality
+	}
+	if len(units) > 0 && units[0] != nil {
+		tr.ref = meanUnit(units, w)
+	} else {
+		tr.ref = unit
+	}
+}
+
+// decide makes (or revises) the track's decision when due. final: the
+// track ends, decide with whatever faces it has.
+func (t *Tracker) decide(tr *track, now time.Time, final bool) *Decision {
+	if len(tr.faces) == 0 {
+		return nil
+	}
+	if tr.decision == nil && !final && tr.embedded < t.opts.Decide {
+		return nil
+	}
+	raws := make([][]float32, len(tr.faces))
+	w := make([]float32, len(tr.faces))
+	for i, f := range tr.faces {
+		raws[i], w[i] = f.Embedding, f.Quality
+	}
+	m, err := t.g.MatchMany(raws, w)
+	if err != nil {
+		return nil
+	}
+	if tr.decision == nil {
+		// Unknown so far: keep collecting faces up to MaxEmbeds, unless
+		// the track ends.
+		if !m.Known && !final && tr.embedded < t.opts.MaxEmbeds {
+			return nil
+		}
+		tr.decision = &Decision{Track: tr.id, Match: m, Faces: append([]TrackFace(nil), tr.faces...), Box: tr.box, First: tr.first, Time: now}
+		return tr.decision
+	}
+	// A recheck: report only a change of identity.
+	old := tr.decision.Match
+	if m.Known == old.Known && (!m.Known || m.PersonID == old.PersonID) {
+		tr.decision.Match.Confidence = m.Confidence
+		return nil
+	}
+	tr.decision = &Decision{Track: tr.id, Match: m, Faces: append([]TrackFace(nil), tr.faces...), Box: tr.box, First: tr.first, Time: now, Revised: true}
+	return tr.decision
+}
+
+// iou is the intersection over union of two boxes.
+func iou(a, b image.Rectangle) float64 {
+	in := a.Intersect(b)
+	if in.Empty() {
+		return 0
+	}
+	ia := float64(in.Dx() * in.Dy())
+	ua := float64(a.Dx()*a.Dy()+b.Dx()*b.Dy()) - ia
+	if ua <= 0 {
+		return 0
+	}
+	return ia / ua
+}
