@@ -33,6 +33,7 @@ type Limits struct {
 	MaxImageBytes int `yaml:"max_image_bytes"` // decoded bytes of one image; default 8 MiB
 	MaxImageSide  int `yaml:"max_image_side"`  // pixels, either side; default 6000
 	MinImageSide  int `yaml:"min_image_side"`  // pixels, either side; default 32
+	MaxPixels     int `yaml:"max_pixels"`      // width x height of one image; default 24 million (a 6000x4000 photo)
 	MaxNextFaces  int `yaml:"max_next_faces"`  // next_faces of an enroll from a camera; default 50
 	MaxTimeoutS   int `yaml:"max_timeout_s"`   // timeout_s of an enroll from a camera; default 600
 	MaxNameLen    int `yaml:"max_name_len"`    // runes of a person name; default 128
@@ -46,6 +47,7 @@ func DefaultLimits() Limits {
 		MaxImageBytes: 8 << 20,
 		MaxImageSide:  6000,
 		MinImageSide:  32,
+		MaxPixels:     24_000_000,
 		MaxNextFaces:  50,
 		MaxTimeoutS:   600,
 		MaxNameLen:    128,
@@ -64,6 +66,7 @@ func (l Limits) withDefaults() Limits {
 	set(&l.MaxImageBytes, d.MaxImageBytes)
 	set(&l.MaxImageSide, d.MaxImageSide)
 	set(&l.MinImageSide, d.MinImageSide)
+	set(&l.MaxPixels, d.MaxPixels)
 	set(&l.MaxNextFaces, d.MaxNextFaces)
 	set(&l.MaxTimeoutS, d.MaxTimeoutS)
 	set(&l.MaxNameLen, d.MaxNameLen)
@@ -155,12 +158,67 @@ func (ims Images) validate(l Limits) error {
 		if cfg.Width > l.MaxImageSide || cfg.Height > l.MaxImageSide {
 			return Errorf(CodeTooLarge, "images[%d]: %dx%d pixels, at most %d per side", i, cfg.Width, cfg.Height, l.MaxImageSide)
 		}
+		if cfg.Width*cfg.Height > l.MaxPixels {
+			return Errorf(CodeTooLarge, "images[%d]: %dx%d pixels, at most %d in total", i, cfg.Width, cfg.Height, l.MaxPixels)
+		}
+		if im.Format == "jpeg" {
+			// Go's decoder walks the whole image once per progressive scan:
+			// a small crafted file with thousands of scans takes minutes.
+			if n := jpegScans(im.Data); n > maxJPEGScans {
+				return Errorf(CodeBadImage, "images[%d]: %d JPEG scans, at most %d", i, n, maxJPEGScans)
+			}
+		}
 		if cfg.Width < l.MinImageSide || cfg.Height < l.MinImageSide {
 			return Errorf(CodeBadImage, "images[%d]: %dx%d pixels, at least %d per side", i, cfg.Width, cfg.Height, l.MinImageSide)
 		}
 		im.Width, im.Height = cfg.Width, cfg.Height
 	}
 	return nil
+}
+
+// maxJPEGScans bounds the scans of a JPEG (baseline: 1; progressive
+// encoders write about 10).
+const maxJPEGScans = 64
+
+// jpegScans counts the start-of-scan segments of a JPEG by walking its
+// markers (it stops at EOI or at the first malformed marker, which the
+// decoder then reports).
+func jpegScans(b []byte) int {
+	scans := 0
+	i := 2 // after SOI
+	for i+1 < len(b) {
+		if b[i] != 0xFF {
+			return scans
+		}
+		m := b[i+1]
+		switch {
+		case m == 0xFF: // fill byte
+			i++
+			continue
+		case m == 0xD9: // EOI
+			return scans
+		case m == 0x01 || (m >= 0xD0 && m <= 0xD7): // no length
+			i += 2
+			continue
+		}
+		if i+3 >= len(b) {
+			return scans
+		}
+		i += 2 + (int(b[i+2])<<8 | int(b[i+3]))
+		if m != 0xDA { // not SOS
+			continue
+		}
+		scans++
+		if scans > maxJPEGScans {
+			return scans
+		}
+		// Skip the entropy-coded data: up to the next marker that is not
+		// a stuffed 0xFF00 or a restart marker.
+		for i+1 < len(b) && (b[i] != 0xFF || b[i+1] == 0 || (b[i+1] >= 0xD0 && b[i+1] <= 0xD7)) {
+			i++
+		}
+	}
+	return scans
 }
 
 // decodeAll fully decodes every image (run by a command worker, not in the

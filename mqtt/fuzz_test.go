@@ -38,7 +38,9 @@ func fuzzSeeds(f *testing.F) {
 func FuzzDecodeCommand(f *testing.F) {
 	fuzzSeeds(f)
 	svc := newFakeService()
-	r := NewServiceRouter(svc, Limits{MaxPayload: 1 << 16}, nil)
+	// Small image limits keep each execution fast: the fuzzer targets the
+	// decoding logic, not how long a 24-megapixel decode takes.
+	r := NewServiceRouter(svc, Limits{MaxPayload: 1 << 16, MaxImageSide: 1024, MaxPixels: 1 << 20}, nil)
 	f.Fuzz(func(t *testing.T, command string, payload []byte) {
 		call := r.Decode(command, payload)
 		to := call.ReplyTo()

@@ -307,3 +307,56 @@ type noIDReq struct {
 }
 
 func (noIDReq) Validate(Limits) error { return nil }
+
+// A JPEG with thousands of progressive scans decodes for minutes in Go;
+// it is refused before decoding.
+func TestJPEGScanLimit(t *testing.T) {
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, image.NewGray(image.Rect(0, 0, 64, 64)), nil); err != nil {
+		t.Fatal(err)
+	}
+	plain := buf.Bytes()
+	if n := jpegScans(plain); n != 1 {
+		t.Fatalf("baseline JPEG: %d scans", n)
+	}
+	sos := bytes.Index(plain, []byte{0xFF, 0xDA})
+	eoi := bytes.LastIndex(plain, []byte{0xFF, 0xD9})
+	crafted := append([]byte(nil), plain[:sos]...)
+	for i := 0; i < 1000; i++ {
+		crafted = append(crafted, plain[sos:eoi]...)
+	}
+	crafted = append(crafted, 0xFF, 0xD9)
+	if n := jpegScans(crafted); n <= maxJPEGScans {
+		t.Fatalf("crafted JPEG: %d scans counted", n)
+	}
+	r := NewRouter(Limits{}, nil)
+	r.Handle(CmdEnroll, Command(func(context.Context, EnrollRequest) (EnrollResult, error) {
+		t.Error("handler reached")
+		return EnrollResult{}, nil
+	}))
+	rep := r.Dispatch(context.Background(), CmdEnroll, []byte(`{"id":"j","name":"A","images":["`+b64(crafted)+`"]}`))
+	if rep.OK || rep.Error.Code != CodeBadImage || !strings.Contains(rep.Error.Message, "scans") {
+		t.Errorf("reply %+v", rep.Error)
+	}
+	// Real photos pass.
+	_, file, _, _ := runtime.Caller(0)
+	paths, _ := filepath.Glob(filepath.Join(filepath.Dir(file), "..", ".deps", "media", "*", "*.jpg"))
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := jpegScans(b); n < 1 || n > maxJPEGScans {
+			t.Errorf("%s: %d scans", filepath.Base(p), n)
+		}
+	}
+}
+
+func TestPixelLimit(t *testing.T) {
+	r := NewRouter(Limits{MaxPixels: 1000}, nil)
+	r.Handle(CmdEnroll, Command(func(context.Context, EnrollRequest) (EnrollResult, error) { return EnrollResult{}, nil }))
+	rep := r.Dispatch(context.Background(), CmdEnroll, []byte(`{"id":"p","name":"A","images":["`+b64(testPNG(t, 40, 40))+`"]}`))
+	if rep.OK || rep.Error.Code != CodeTooLarge {
+		t.Errorf("1600 pixels with a limit of 1000: %+v", rep)
+	}
+}
