@@ -556,25 +556,59 @@ func TestRealVideoFile(t *testing.T) {
 	}
 }
 
-// BenchmarkVideoDecode measures decoding speed of franck.mp4 in fast mode.
+// BenchmarkVideoDecode measures decoding speed in fast mode: franck.mp4
+// (H.264, 360x288) and MJPG AVIs of its frames scaled to 640x480 and
+// 1280x720 (written first, untimed).
 func BenchmarkVideoDecode(b *testing.B) {
-	p := mediaVideo(b)
-	frames := 0
-	b.ResetTimer()
-	t0 := time.Now()
-	for i := 0; i < b.N; i++ {
-		src, err := OpenVideo(p, Options{Mode: ModeFast})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := src.Start(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		for f := range src.Frames() {
-			frames++
-			f.Release()
-		}
-		src.Close()
+	src := mediaVideo(b)
+	files := []struct{ name, path string }{{"h264-360x288", src}}
+	for _, sz := range []image.Point{{640, 480}, {1280, 720}} {
+		files = append(files, struct{ name, path string }{fmt.Sprintf("mjpg-%dx%d", sz.X, sz.Y), scaledCopy(b, src, sz, 120)})
 	}
-	b.ReportMetric(float64(frames)/time.Since(t0).Seconds(), "frames/s")
+	for _, f := range files {
+		b.Run(f.name, func(b *testing.B) {
+			frames := 0
+			t0 := time.Now()
+			for i := 0; i < b.N; i++ {
+				s, err := OpenVideo(f.path, Options{Mode: ModeFast})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Start(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				for fr := range s.Frames() {
+					frames++
+					fr.Release()
+				}
+				s.Close()
+			}
+			b.ReportMetric(float64(frames)/time.Since(t0).Seconds(), "frames/s")
+		})
+	}
+}
+
+// scaledCopy writes the first n frames of src, resized, as MJPG AVI.
+func scaledCopy(b *testing.B, src string, sz image.Point, n int) string {
+	vc, err := gocv.OpenVideoCaptureWithAPI(src, gocv.VideoCaptureFFmpeg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer vc.Close()
+	p := filepath.Join(b.TempDir(), fmt.Sprintf("%dx%d.avi", sz.X, sz.Y))
+	w, err := gocv.VideoWriterFile(p, "MJPG", 24, sz.X, sz.Y, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	m, r := gocv.NewMat(), gocv.NewMat()
+	defer m.Close()
+	defer r.Close()
+	for i := 0; i < n && vc.Read(&m); i++ {
+		gocv.Resize(m, &r, sz, 0, 0, gocv.InterpolationLinear)
+		if err := w.Write(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return p
 }
