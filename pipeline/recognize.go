@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"sort"
 	"sync"
 	"time"
 
@@ -21,16 +20,11 @@ type Embedder interface {
 	Embed(chips []face.Chip) ([]face.Embedding, error)
 }
 
-// Matcher decides who a set of raw embeddings of one face track is
-// (gallery.Gallery).
-type Matcher interface {
-	MatchMany(raws [][]float32, weights []float32) (gallery.Match, error)
-}
-
-// UnknownSink gives an unknown track a persistent identity (unknown-N) from
-// its best faces; nil in RecognizerOptions turns unknown clustering off.
+// UnknownSink gives a track decided unknown a persistent identity
+// (unknown-N) from its good faces; "" when none was given (faces too
+// poor). nil in RecognizerOptions turns unknown clustering off.
 type UnknownSink interface {
-	AssignUnknown(camera string, raws [][]float32, quality []float32, at time.Time) (string, error)
+	AssignUnknown(camera string, faces []gallery.TrackFace) (string, error)
 }
 
 // FaceTap receives every embedded face of good quality, with its track
@@ -38,67 +32,37 @@ type UnknownSink interface {
 // block.
 type FaceTap func(camera string, track uint64, f face.Face, raw face.Embedding)
 
-// RecognizerOptions configure a camera's Recognizer. Zero values take the
-// defaults of config.Default (recognition.*).
+// RecognizerOptions configure a camera's Recognizer.
 type RecognizerOptions struct {
 	Camera string
+	// Gallery matches the tracks' faces; Embedder embeds them. Required.
+	Gallery  *gallery.Gallery
+	Embedder Embedder
+	// Tracker configures linking and the per-track decision (min_quality,
+	// decide, max_embeds, recheck, track_timeout of the config).
+	Tracker gallery.TrackerOptions
 	// Threshold overrides the gallery's distance threshold for this camera
-	// (0: the gallery's); Margin is the margin used with it.
+	// when > 0: a decision is published as recognized when its distance is
+	// within it and the margin to the second person at least Margin
+	// (default gallery.DefaultMargin).
 	Threshold float64
 	Margin    float64
-	// MinQuality: faces below are tracked but not embedded. Default 0.3.
-	MinQuality float64
-	// Decide: embedded faces a track collects before its decision
-	// (default 3); MaxEmbeds: an undecided track is reported unknown after
-	// this many (default 10).
-	Decide    int
-	MaxEmbeds int
-	// Recheck: a decided track embeds one face this often (default 2s).
-	Recheck time.Duration
-	// TrackTimeout ends a track not seen this long (default 2s).
-	TrackTimeout time.Duration
-	// MinIoU links a face to a track whose last box overlaps it this much
-	// (default 0.2); a face of similar size whose centre is within 0.8 box
-	// sides of a track's last centre also links (fast motion).
-	MinIoU float64
 	// MediaClock uses the frames' media time instead of their capture time
-	// for timeouts and event times (replay: "time" is the media time).
+	// (replay: an event's "time" is its position in the file).
 	MediaClock bool
 	// Source is put into every event (the replayed file).
 	Source string
 	// Model returns the active head version for events; may be nil.
 	Model func() string
-
-	Embedder Embedder
-	Matcher  Matcher
-	Unknowns UnknownSink // optional
-	Metrics  *RecognitionMetrics
-	// Tap, when set, sees every embedded face of good quality.
-	Tap func() FaceTap
-}
-
-func (o *RecognizerOptions) fill() {
-	if o.MinQuality == 0 {
-		o.MinQuality = 0.3
-	}
-	if o.Decide <= 0 {
-		o.Decide = 3
-	}
-	if o.MaxEmbeds < o.Decide {
-		o.MaxEmbeds = max(10, o.Decide)
-	}
-	if o.Recheck <= 0 {
-		o.Recheck = 2 * time.Second
-	}
-	if o.TrackTimeout <= 0 {
-		o.TrackTimeout = 2 * time.Second
-	}
-	if o.MinIoU <= 0 {
-		o.MinIoU = 0.2
-	}
-	if o.Margin <= 0 {
-		o.Margin = gallery.DefaultMargin
-	}
+	// Unknowns clusters unknown tracks (optional).
+	Unknowns UnknownSink
+	// Tap, when set, is asked once per frame for a FaceTap: while it
+	// returns one (an enrollment from this camera is collecting faces),
+	// every good face is embedded and handed to it, not only the faces the
+	// track policy needs.
+	Tap func(camera string) FaceTap
+	// Metrics shared by the cameras; nil: private series.
+	Metrics *RecognitionMetrics
 }
 
 // RecognitionMetrics are the recognition series shared by every camera.
@@ -111,8 +75,8 @@ type RecognitionMetrics struct {
 func NewRecognitionMetrics(r *metrics.Registry) *RecognitionMetrics {
 	return &RecognitionMetrics{
 		faces:        r.Counter("edged_faces_total", "Faces detected.", "camera"),
-		embedded:     r.Counter("edged_faces_embedded_total", "Faces embedded (tracks embed until decided, then once per recheck).", "camera"),
-		skipped:      r.Counter("edged_faces_low_quality_total", "Faces tracked but not embedded: quality below recognition.min_quality.", "camera"),
+		embedded:     r.Counter("edged_faces_embedded_total", "Faces embedded (a track embeds until decided, then once per recheck).", "camera"),
+		skipped:      r.Counter("edged_faces_not_embedded_total", "Faces tracked without embedding (decided track between rechecks, or quality below recognition.min_quality).", "camera"),
 		tracks:       r.Counter("edged_tracks_total", "Face tracks started.", "camera"),
 		recognized:   r.Counter("edged_recognitions_total", "Tracks recognized as an enrolled person.", "camera"),
 		unknown:      r.Counter("edged_unknowns_total", "Tracks reported unknown.", "camera"),
@@ -120,40 +84,34 @@ func NewRecognitionMetrics(r *metrics.Registry) *RecognitionMetrics {
 	}
 }
 
-// track is one person appearance on a camera.
-type track struct {
-	id        uint64
-	box       image.Rectangle
-	firstSeen time.Time
-	lastSeen  time.Time
-	lastEmbed time.Time
-	raws      [][]float32
-	weights   []float32
-	bestQ     float32
-	bestBox   image.Rectangle
-	decided   bool
-	match     gallery.Match
-	known     bool
-	unknownID string
-	faces     int
+// trackState is what the recognizer remembers of a track for labels and
+// feedback.
+type trackState struct {
+	decided, known bool
+	match          gallery.Match
+	unknownID      string
+	faces          []gallery.TrackFace
+	last           time.Time
 }
 
-// Recognizer is the per-camera processor after detection: it links faces
-// into tracks by box overlap, embeds a track's faces until the track is
-// decided (then one face per Recheck), matches the track's embeddings
-// together against the gallery, and publishes one event per decision:
-// recognized (with the person's and camera's retained state) or unknown.
-// The cost follows faces, not frames.
+// Recognizer is the per-camera processor after detection. It asks the
+// gallery's Tracker which faces are worth embedding (a new or undecided
+// track, or a decided one due for its recheck), embeds those through the
+// shared Embedder, feeds the frame to the Tracker and publishes each
+// decision once: recognized (with the person's and the camera's retained
+// state) or unknown (with its unknown-N identity). The cost follows faces,
+// not frames.
 type Recognizer struct {
-	o      RecognizerOptions
-	tracks []*track
-	nextID uint64
-	now    time.Time
+	o  RecognizerOptions
+	tr *gallery.Tracker
 
-	// mu guards the tracks: Process, Tick and Flush run on the camera's
+	// mu guards the state: Process, Tick and Flush run on the camera's
 	// goroutine, TrackEmbeddings on a command worker.
-	mu    sync.Mutex
-	ended []*track // recent tracks, kept for feedback commands
+	mu       sync.Mutex
+	state    map[uint64]*trackState
+	ended    []uint64 // ended tracks, oldest first, kept for feedback
+	maxTrack uint64
+	now      time.Time
 
 	faces, embedded, skipped, nTracks, recognized, unknown metrics.Counter
 	embedLatency                                           metrics.Histogram
@@ -165,21 +123,26 @@ var (
 	_ Ticker    = (*Recognizer)(nil)
 )
 
-// ErrNoMatcher is returned by NewRecognizer without an Embedder or Matcher.
-var ErrNoMatcher = errors.New("recognizer needs an embedder and a matcher")
+// keepEnded is how many ended tracks a recognizer remembers for feedback.
+const keepEnded = 256
+
+// ErrNoGallery is returned by NewRecognizer without a gallery or embedder.
+var ErrNoGallery = errors.New("recognizer needs a gallery and an embedder")
 
 // NewRecognizer returns the recognition stage of one camera.
 func NewRecognizer(o RecognizerOptions) (*Recognizer, error) {
-	o.fill()
-	if o.Embedder == nil || o.Matcher == nil {
-		return nil, ErrNoMatcher
+	if o.Embedder == nil || o.Gallery == nil {
+		return nil, ErrNoGallery
+	}
+	if o.Margin <= 0 {
+		o.Margin = gallery.DefaultMargin
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewRecognitionMetrics(metrics.NewRegistry())
 	}
 	m, c := o.Metrics, o.Camera
 	return &Recognizer{
-		o: o, nextID: 1,
+		o: o, tr: gallery.NewTracker(o.Gallery, o.Tracker), state: map[uint64]*trackState{},
 		faces: m.faces.With(c), embedded: m.embedded.With(c), skipped: m.skipped.With(c),
 		nTracks: m.tracks.With(c), recognized: m.recognized.With(c), unknown: m.unknown.With(c),
 		embedLatency: m.embedLatency.With(c),
@@ -189,13 +152,13 @@ func NewRecognizer(o RecognizerOptions) (*Recognizer, error) {
 // Name implements Named.
 func (r *Recognizer) Name() string { return "recognize" }
 
-// mediaEpoch is what media times are counted from in events of a replay:
-// 1970-01-01T00:00:03.250Z is 3.25 s into the file.
-var mediaEpoch = time.Unix(0, 0).UTC()
+// MediaEpoch is what media times are counted from in the events of a
+// replay: 1970-01-01T00:00:03.250Z is 3.25 s into the file.
+var MediaEpoch = time.Unix(0, 0).UTC()
 
 func (r *Recognizer) clock(f *Frame) time.Time {
 	if r.o.MediaClock {
-		return mediaEpoch.Add(f.MediaTime)
+		return MediaEpoch.Add(f.MediaTime)
 	}
 	if f.Time.IsZero() {
 		return time.Now()
@@ -208,31 +171,32 @@ func (r *Recognizer) Process(f *Frame, acc Accumulator) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.clock(f)
+	if now.Before(r.now) {
+		now = r.now // the tracker wants time to increase
+	}
 	r.now = now
 	r.faces.Add(float64(len(f.Faces)))
-	r.expire(now, acc)
-	assign := r.associate(f.Faces, now)
 
-	// Which faces to embed: undecided tracks every good face, decided ones
-	// once per Recheck.
+	boxes := make([]image.Rectangle, len(f.Faces))
+	quality := make([]float32, len(f.Faces))
+	for i, fc := range f.Faces {
+		boxes[i], quality[i] = fc.Box, fc.Quality.Score
+	}
+	want := r.tr.Want(now, boxes, quality)
+	var tap FaceTap
+	if r.o.Tap != nil {
+		tap = r.o.Tap(r.o.Camera)
+	}
 	var idx []int
 	var chips []face.Chip
 	for i := range f.Faces {
-		t := assign[i]
-		fc := &f.Faces[i]
-		if float64(fc.Quality.Score) < r.o.MinQuality || fc.Chip.Validate() != nil {
-			r.skipped.Inc()
-			continue
+		good := quality[i] >= r.tr.Options().MinQuality && f.Faces[i].Chip.Validate() == nil
+		if good && (want[i] || tap != nil) {
+			idx = append(idx, i)
+			chips = append(chips, f.Faces[i].Chip)
 		}
-		if t.decided && now.Sub(t.lastEmbed) < r.o.Recheck {
-			continue
-		}
-		if !t.decided && len(t.raws) >= r.o.MaxEmbeds {
-			continue
-		}
-		idx = append(idx, i)
-		chips = append(chips, fc.Chip)
 	}
+	r.skipped.Add(float64(len(f.Faces) - len(idx)))
 	if len(chips) > 0 {
 		t0 := time.Now()
 		embs, err := r.o.Embedder.Embed(chips)
@@ -244,114 +208,69 @@ func (r *Recognizer) Process(f *Frame, acc Accumulator) error {
 			return fmt.Errorf("embed: %d embeddings for %d chips", len(embs), len(chips))
 		}
 		r.embedded.Add(float64(len(chips)))
-		var tap FaceTap
-		if r.o.Tap != nil {
-			tap = r.o.Tap()
-		}
 		for k, i := range idx {
-			t, fc := assign[i], &f.Faces[i]
-			fc.Embedding = embs[k]
-			r.addEmbedding(t, fc, embs[k], now)
-			if tap != nil {
-				tap(r.o.Camera, t.id, fc.Face, embs[k])
-			}
-		}
-		seen := map[*track]bool{}
-		for _, i := range idx {
-			if t := assign[i]; !seen[t] {
-				seen[t] = true
-				if err := r.decide(t, acc, false); err != nil {
-					return err
-				}
-			}
+			f.Faces[i].Embedding = embs[k]
 		}
 	}
+	dets := make([]gallery.Detection, len(f.Faces))
+	for i, fc := range f.Faces {
+		dets[i] = gallery.Detection{Box: fc.Box, Quality: fc.Quality.Score, Embedding: fc.Embedding}
+	}
+	up := r.tr.Update(now, dets)
+	r.apply(up, acc)
 	for i := range f.Faces {
-		r.label(&f.Faces[i], assign[i])
+		id := up.Tracks[i]
+		f.Faces[i].Track = id
+		r.label(&f.Faces[i])
+		if tap != nil && f.Faces[i].Embedding != nil {
+			tap(r.o.Camera, id, f.Faces[i].Face, f.Faces[i].Embedding)
+		}
 	}
 	return nil
 }
 
-// associate links each face to a track (greedy by overlap), starting new
-// tracks for faces that link to none.
-func (r *Recognizer) associate(faces []Face, now time.Time) []*track {
-	type pair struct {
-		face  int
-		tr    *track
-		score float64
-	}
-	var pairs []pair
-	for i := range faces {
-		for _, t := range r.tracks {
-			if s := linkScore(faces[i].Box, t.box, r.o.MinIoU); s > 0 {
-				pairs = append(pairs, pair{i, t, s})
-			}
+// apply publishes the decisions of a tracker update and records ended
+// tracks (r.mu held).
+func (r *Recognizer) apply(up gallery.Update, acc Accumulator) {
+	for _, id := range up.Tracks {
+		if id > r.maxTrack {
+			r.maxTrack = id
+			r.nTracks.Inc()
 		}
+		st := r.state[id]
+		if st == nil {
+			st = &trackState{}
+			r.state[id] = st
+		}
+		st.last = r.now
 	}
-	sort.SliceStable(pairs, func(a, b int) bool { return pairs[a].score > pairs[b].score })
-	assign := make([]*track, len(faces))
-	used := map[*track]bool{}
-	for _, p := range pairs {
-		if assign[p.face] != nil || used[p.tr] {
+	for _, d := range up.Decisions {
+		st := r.state[d.Track]
+		if st == nil {
+			st = &trackState{}
+			r.state[d.Track] = st
+		}
+		known := r.accept(d.Match)
+		st.faces = d.Faces
+		if st.decided && known == st.known && (!known || d.Match.PersonID == st.match.PersonID) {
+			st.match = d.Match // a revision the camera's threshold does not see as a change
 			continue
 		}
-		assign[p.face], used[p.tr] = p.tr, true
-	}
-	for i := range faces {
-		t := assign[i]
-		if t == nil {
-			t = &track{id: r.nextID, firstSeen: now}
-			r.nextID++
-			r.tracks = append(r.tracks, t)
-			r.nTracks.Inc()
-			assign[i] = t
+		st.decided, st.known, st.match = true, known, d.Match
+		if known {
+			r.publishRecognized(d, acc)
+		} else {
+			r.publishUnknown(d, st, acc)
 		}
-		t.box, t.lastSeen = faces[i].Box, now
-		t.faces++
-		faces[i].Track = t.id
 	}
-	return assign
-}
-
-// linkScore is the IoU of two boxes when at least minIoU; otherwise a small
-// score when the centres are within 0.8 box sides and the sizes are alike
-// (a fast move); else 0.
-func linkScore(a, b image.Rectangle, minIoU float64) float64 {
-	inter := a.Intersect(b)
-	ia := float64(inter.Dx() * inter.Dy())
-	union := float64(a.Dx()*a.Dy()+b.Dx()*b.Dy()) - ia
-	if union > 0 && ia/union >= minIoU {
-		return ia / union
+	for _, e := range up.Ended {
+		r.ended = append(r.ended, e.Track)
+		if len(r.ended) > keepEnded {
+			old := r.ended[0]
+			r.ended = r.ended[1:]
+			delete(r.state, old)
+		}
 	}
-	ca := image.Pt((a.Min.X+a.Max.X)/2, (a.Min.Y+a.Max.Y)/2)
-	cb := image.Pt((b.Min.X+b.Max.X)/2, (b.Min.Y+b.Max.Y)/2)
-	side := math.Sqrt(float64(b.Dx() * b.Dy()))
-	d := math.Hypot(float64(ca.X-cb.X), float64(ca.Y-cb.Y))
-	ratio := float64(a.Dx()*a.Dy()) / math.Max(1, float64(b.Dx()*b.Dy()))
-	if side > 0 && d < 0.8*side && ratio > 0.5 && ratio < 2 {
-		return 0.01 * (1 - d/side)
-	}
-	return 0
-}
-
-func (r *Recognizer) addEmbedding(t *track, fc *Face, emb face.Embedding, now time.Time) {
-	w := max(fc.Quality.Score, 0.05)
-	t.raws = append(t.raws, emb)
-	t.weights = append(t.weights, w)
-	// Keep a window: the undecided track its MaxEmbeds faces, a decided one
-	// the last Decide (rechecks follow the person, not the first frames).
-	limit := r.o.MaxEmbeds
-	if t.decided {
-		limit = r.o.Decide
-	}
-	if n := len(t.raws); n > limit {
-		t.raws = append(t.raws[:0:0], t.raws[n-limit:]...)
-		t.weights = append(t.weights[:0:0], t.weights[n-limit:]...)
-	}
-	if fc.Quality.Score >= t.bestQ {
-		t.bestQ, t.bestBox = fc.Quality.Score, fc.Box
-	}
-	t.lastEmbed = now
 }
 
 // accept applies the camera's threshold override to a gallery match.
@@ -363,54 +282,30 @@ func (r *Recognizer) accept(m gallery.Match) bool {
 		m.Reason != gallery.ReasonNegative && m.Reason != gallery.ReasonVote
 }
 
-// decide matches the track's embeddings and publishes a decision when one
-// is due: an undecided track with Decide faces that matches someone is
-// recognized; one that reached MaxEmbeds (or ends, final=true) without a
-// match is unknown; a decided track whose recheck matches somebody else
-// (or, after being unknown, somebody enrolled meanwhile) is published anew.
-func (r *Recognizer) decide(t *track, acc Accumulator, final bool) error {
-	if len(t.raws) < r.o.Decide {
-		return nil
+func bestQuality(fs []gallery.TrackFace) float64 {
+	q := float32(0)
+	for _, f := range fs {
+		q = max(q, f.Quality)
 	}
-	m, err := r.o.Matcher.MatchMany(t.raws, t.weights)
-	if err != nil {
-		return fmt.Errorf("match track %d: %w", t.id, err)
-	}
-	known := r.accept(m)
-	switch {
-	case !t.decided && known:
-		t.decided, t.known, t.match = true, true, m
-		r.publishRecognized(t, acc)
-	case !t.decided && (len(t.raws) >= r.o.MaxEmbeds || final):
-		t.decided, t.known, t.match = true, false, m
-		r.publishUnknown(t, acc)
-	case t.decided && known && (!t.known || m.PersonID != t.match.PersonID):
-		t.known, t.match = true, m
-		r.publishRecognized(t, acc)
-	case t.decided:
-		// Same decision (or a recheck that no longer matches: a bad angle
-		// does not turn a recognized person into a stranger). Keep the
-		// latest distance for the annotations.
-		if known || !t.known {
-			t.match = m
-		}
-	}
-	return nil
+	return round4(float64(q))
 }
 
-func (r *Recognizer) publishRecognized(t *track, acc Accumulator) {
-	r.recognized.Inc()
-	m := t.match
-	model := ""
-	if r.o.Model != nil {
-		model = r.o.Model()
+func (r *Recognizer) model() string {
+	if r.o.Model == nil {
+		return ""
 	}
-	at := mqtt.At(r.now)
+	return r.o.Model()
+}
+
+func (r *Recognizer) publishRecognized(d gallery.Decision, acc Accumulator) {
+	r.recognized.Inc()
+	m := d.Match
+	at := mqtt.At(d.Time)
 	acc.AddEvent(Event{Camera: r.o.Camera, Payload: mqtt.Recognized{
-		Camera: r.o.Camera, Track: t.id, PersonID: m.PersonID, Name: m.Name,
+		Camera: r.o.Camera, Track: d.Track, PersonID: m.PersonID, Name: m.Name,
 		Distance: round4(m.Distance), Confidence: round4(m.Confidence),
-		Box: mqtt.BoxOf(t.box), Quality: round4(float64(t.bestQ)), Frames: len(t.raws),
-		FirstSeen: mqtt.At(t.firstSeen), Time: at, Model: model, Source: r.o.Source,
+		Box: mqtt.BoxOf(d.Box), Quality: bestQuality(d.Faces), Frames: len(d.Faces),
+		FirstSeen: mqtt.At(d.First), Time: at, Model: r.model(), Source: r.o.Source,
 	}})
 	acc.AddEvent(Event{Camera: r.o.Camera, Payload: mqtt.PersonState{
 		PersonID: m.PersonID, Name: m.Name, Camera: r.o.Camera, LastSeen: at, Confidence: round4(m.Confidence),
@@ -420,114 +315,80 @@ func (r *Recognizer) publishRecognized(t *track, acc Accumulator) {
 	}})
 }
 
-func (r *Recognizer) publishUnknown(t *track, acc Accumulator) {
+func (r *Recognizer) publishUnknown(d gallery.Decision, st *trackState, acc Accumulator) {
 	r.unknown.Inc()
-	if r.o.Unknowns != nil {
-		id, err := r.o.Unknowns.AssignUnknown(r.o.Camera, t.raws, t.weights, r.now)
-		if err == nil {
-			t.unknownID = id
+	if r.o.Unknowns != nil && st.unknownID == "" {
+		if id, err := r.o.Unknowns.AssignUnknown(r.o.Camera, d.Faces); err == nil {
+			st.unknownID = id
 		}
 	}
-	m := t.match
-	model := ""
-	if r.o.Model != nil {
-		model = r.o.Model()
-	}
+	m := d.Match
 	dist := m.Distance
 	if m.PersonID == "" {
 		dist = 2 // empty gallery: as far as unit vectors get
 	}
 	acc.AddEvent(Event{Camera: r.o.Camera, Payload: mqtt.Unknown{
-		Camera: r.o.Camera, Track: t.id, UnknownID: t.unknownID,
+		Camera: r.o.Camera, Track: d.Track, UnknownID: st.unknownID,
 		NearestPersonID: m.PersonID, NearestName: m.Name, Distance: round4(dist),
-		Box: mqtt.BoxOf(t.box), Quality: round4(float64(t.bestQ)), Frames: len(t.raws),
-		FirstSeen: mqtt.At(t.firstSeen), Time: mqtt.At(r.now), Model: model, Source: r.o.Source,
+		Box: mqtt.BoxOf(d.Box), Quality: bestQuality(d.Faces), Frames: len(d.Faces),
+		FirstSeen: mqtt.At(d.First), Time: mqtt.At(d.Time), Model: r.model(), Source: r.o.Source,
 	}})
 }
 
 // label copies the track's state onto a face of the frame (annotations).
-func (r *Recognizer) label(fc *Face, t *track) {
-	if t == nil {
+func (r *Recognizer) label(fc *Face) {
+	st := r.state[fc.Track]
+	if st == nil || !st.decided {
 		return
 	}
-	fc.Track = t.id
-	fc.Decided = t.decided
-	if !t.decided {
-		return
-	}
-	fc.Distance, fc.Confidence = t.match.Distance, t.match.Confidence
-	if t.known {
-		fc.Identity, fc.PersonID = t.match.Name, t.match.PersonID
+	fc.Decided = true
+	fc.Distance, fc.Confidence = st.match.Distance, st.match.Confidence
+	if st.known {
+		fc.Identity, fc.PersonID = st.match.Name, st.match.PersonID
 	} else {
-		fc.Identity = t.unknownID
+		fc.Identity = st.unknownID
 	}
 }
 
-// expire ends tracks not seen for TrackTimeout; an undecided track that
-// has enough faces is decided now (a stranger who walked by).
-func (r *Recognizer) expire(now time.Time, acc Accumulator) {
-	keep := r.tracks[:0]
-	for _, t := range r.tracks {
-		if now.Sub(t.lastSeen) <= r.o.TrackTimeout {
-			keep = append(keep, t)
-			continue
-		}
-		r.end(t, acc)
-	}
-	for i := len(keep); i < len(r.tracks); i++ {
-		r.tracks[i] = nil
-	}
-	r.tracks = keep
-}
-
-// end settles a track and keeps it for feedback (r.mu held).
-func (r *Recognizer) end(t *track, acc Accumulator) {
-	if !t.decided {
-		_ = r.decide(t, acc, true)
-	}
-	r.ended = append(r.ended, t)
-	if len(r.ended) > 256 {
-		r.ended = append(r.ended[:0:0], r.ended[len(r.ended)-256:]...)
-	}
-}
-
-// Tick implements Ticker: ends tracks of a camera that went quiet.
+// Tick implements Ticker: a camera that went quiet still ends its tracks
+// (deciding the undecided ones).
 func (r *Recognizer) Tick(now time.Time, acc Accumulator) error {
 	if r.o.MediaClock {
 		return nil // media time does not pass without frames
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if now.Before(r.now) {
+		return nil
+	}
 	r.now = now
-	r.expire(now, acc)
+	r.apply(r.tr.Update(now, nil), acc)
 	return nil
 }
 
 // Flush implements Flusher: the input ended (end of a file, shutdown), so
-// every track ends.
+// every track ends and the undecided ones with good faces are decided.
 func (r *Recognizer) Flush(acc Accumulator) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, t := range r.tracks {
-		r.end(t, acc)
-	}
-	r.tracks = nil
+	r.apply(r.tr.Flush(), acc)
 	return nil
 }
 
-// TrackEmbeddings returns the raw embeddings the recognizer kept of a
-// track (running, or among the last 256 ended), for feedback commands.
+// TrackEmbeddings returns the raw embeddings of a decided track's faces
+// (running, or among the last 256 ended), for feedback commands.
 func (r *Recognizer) TrackEmbeddings(id uint64) ([][]float32, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, list := range [][]*track{r.tracks, r.ended} {
-		for i := len(list) - 1; i >= 0; i-- {
-			if list[i].id == id {
-				return append([][]float32(nil), list[i].raws...), true
-			}
-		}
+	st := r.state[id]
+	if st == nil || len(st.faces) == 0 {
+		return nil, false
 	}
-	return nil, false
+	out := make([][]float32, len(st.faces))
+	for i, f := range st.faces {
+		out[i] = f.Embedding
+	}
+	return out, true
 }
 
 func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }

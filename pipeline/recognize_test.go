@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"image"
-	"math"
 	"sync"
 	"testing"
 	"time"
@@ -74,7 +73,7 @@ type person struct {
 }
 
 func frameWith(seq uint64, media time.Duration, ps ...person) *Frame {
-	f := &Frame{Seq: seq, MediaTime: media, Time: mediaEpoch.Add(media)}
+	f := &Frame{Seq: seq, MediaTime: media, Time: MediaEpoch.Add(media)}
 	for _, p := range ps {
 		q := p.quality
 		if q == 0 {
@@ -112,7 +111,7 @@ func (l *eventList) of(topic string) []Payload {
 
 func newTestRecognizer(t *testing.T, emb Embedder, o RecognizerOptions) *Recognizer {
 	t.Helper()
-	o.Camera, o.Embedder, o.Matcher, o.MediaClock = "door", emb, testGallery(t), true
+	o.Camera, o.Embedder, o.Gallery, o.MediaClock = "door", emb, testGallery(t), true
 	r, err := NewRecognizer(o)
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +148,7 @@ func TestRecognizerOneEventPerAppearanceAndCostFollowsFaces(t *testing.T) {
 		t.Errorf("confidence %v distance %v", ev.Confidence, ev.Distance)
 	}
 	// time = media time of the deciding frame (the third, 0.2 s).
-	if got := ev.Time.Sub(mediaEpoch); got != 200*time.Millisecond {
+	if got := ev.Time.Sub(MediaEpoch); got != 200*time.Millisecond {
 		t.Errorf("event time %v after the epoch, want 200ms (media time)", got)
 	}
 	if len(acc.of(mqtt.PersonStateTopic("palice"))) != 1 || len(acc.of(mqtt.CameraStateTopic("door"))) != 1 {
@@ -163,7 +162,7 @@ func TestRecognizerOneEventPerAppearanceAndCostFollowsFaces(t *testing.T) {
 
 func TestRecognizerStrangerIsUnknownAfterMaxEmbeds(t *testing.T) {
 	emb := &fakeEmbedder{}
-	r := newTestRecognizer(t, emb, RecognizerOptions{Decide: 3, MaxEmbeds: 6})
+	r := newTestRecognizer(t, emb, RecognizerOptions{Tracker: gallery.TrackerOptions{Decide: 3, MaxEmbeds: 6}})
 	var acc eventList
 	for i := 0; i < 20; i++ {
 		f := frameWith(uint64(i+1), time.Duration(i)*40*time.Millisecond, person{k: 9, x: 50, y: 50})
@@ -189,7 +188,7 @@ func TestRecognizerStrangerIsUnknownAfterMaxEmbeds(t *testing.T) {
 
 func TestRecognizerSeveralFacesLowQualityAndTimeouts(t *testing.T) {
 	emb := &fakeEmbedder{}
-	r := newTestRecognizer(t, emb, RecognizerOptions{TrackTimeout: time.Second})
+	r := newTestRecognizer(t, emb, RecognizerOptions{Tracker: gallery.TrackerOptions{Timeout: time.Second}})
 	var acc eventList
 	media := func(i int) time.Duration { return time.Duration(i) * 100 * time.Millisecond }
 	i := 0
@@ -217,11 +216,11 @@ func TestRecognizerSeveralFacesLowQualityAndTimeouts(t *testing.T) {
 		t.Errorf("unknown %+v", unk)
 	}
 	// carol's faces were too poor to embed: tracked (track 2), never decided.
-	if st := r.skipped.Value(); st != 10 {
-		t.Errorf("%v low-quality faces skipped, want 10", st)
+	if len(acc.events) != 4 { // bob: recognized + 2 states; the stranger: unknown
+		t.Errorf("events %+v", acc.events)
 	}
-	// A face seen fewer than Decide times gives no event at all.
-	if err := r.Process(frameWith(100, media(100), person{k: 7, x: 0, y: 300}), &acc); err != nil {
+	// A face too poor to embed gives no event at all, even at the end.
+	if err := r.Process(frameWith(100, media(100), person{k: 7, x: 0, y: 300, quality: 0.1}), &acc); err != nil {
 		t.Fatal(err)
 	}
 	n := len(acc.events)
@@ -237,7 +236,7 @@ func TestRecognizerSeveralFacesLowQualityAndTimeouts(t *testing.T) {
 func TestRecognizerThresholdOverrideAndRecheckChange(t *testing.T) {
 	emb := &fakeEmbedder{}
 	// A per-camera threshold of 0.0001 accepts nobody: alice is unknown.
-	r := newTestRecognizer(t, emb, RecognizerOptions{Threshold: 0.0001, MaxEmbeds: 3})
+	r := newTestRecognizer(t, emb, RecognizerOptions{Threshold: 0.0001, Tracker: gallery.TrackerOptions{MaxEmbeds: 3}})
 	var acc eventList
 	for i := 0; i < 5; i++ {
 		_ = r.Process(frameWith(uint64(i+1), time.Duration(i)*100*time.Millisecond, person{k: 1, x: 0, y: 0}), &acc)
@@ -246,9 +245,10 @@ func TestRecognizerThresholdOverrideAndRecheckChange(t *testing.T) {
 		t.Fatalf("events with a strict threshold: %+v", acc.events)
 	}
 
-	// The same track switches person (someone else steps into the box):
-	// the recheck publishes the new person.
-	r = newTestRecognizer(t, emb, RecognizerOptions{Recheck: 500 * time.Millisecond, Decide: 1})
+	// Someone else steps into the box: the recheck embeds the new face,
+	// which is too far from the track's faces to continue it; a new track
+	// is recognized as the new person.
+	r = newTestRecognizer(t, emb, RecognizerOptions{Tracker: gallery.TrackerOptions{Recheck: 500 * time.Millisecond, Decide: 1}})
 	acc = eventList{}
 	for i := 0; i < 20; i++ {
 		k := byte(1)
@@ -259,31 +259,12 @@ func TestRecognizerThresholdOverrideAndRecheckChange(t *testing.T) {
 	}
 	rec := acc.of(mqtt.TopicRecognized)
 	if len(rec) != 2 || rec[0].(mqtt.Recognized).Name != "alice" || rec[1].(mqtt.Recognized).Name != "bob" ||
-		rec[0].(mqtt.Recognized).Track != rec[1].(mqtt.Recognized).Track {
+		rec[0].(mqtt.Recognized).Track == rec[1].(mqtt.Recognized).Track {
 		t.Errorf("recognized %+v", rec)
 	}
 }
 
-func TestLinkScore(t *testing.T) {
-	a := image.Rect(0, 0, 100, 100)
-	tests := []struct {
-		b    image.Rectangle
-		want func(float64) bool
-	}{
-		{image.Rect(0, 0, 100, 100), func(s float64) bool { return s == 1 }},
-		{image.Rect(10, 0, 110, 100), func(s float64) bool { return s > 0.8 }},
-		{image.Rect(50, 50, 150, 150), func(s float64) bool { return s > 0 && s < 0.01 }}, // low IoU, near centre
-		{image.Rect(300, 300, 400, 400), func(s float64) bool { return s == 0 }},
-		{image.Rect(0, 0, 20, 20), func(s float64) bool { return s == 0 }}, // much smaller
-	}
-	for _, tt := range tests {
-		if s := linkScore(tt.b, a, 0.2); !tt.want(s) || math.IsNaN(s) {
-			t.Errorf("linkScore(%v) = %v", tt.b, s)
-		}
-	}
-}
-
-func TestNewRecognizerNeedsEmbedderAndMatcher(t *testing.T) {
+func TestNewRecognizerNeedsGalleryAndEmbedder(t *testing.T) {
 	if _, err := NewRecognizer(RecognizerOptions{Camera: "x"}); err == nil {
 		t.Fatal("no error without embedder and matcher")
 	}
@@ -294,7 +275,7 @@ func TestRecognizerInPipeline(t *testing.T) {
 	emb := &fakeEmbedder{}
 	var cams []Camera
 	for _, name := range []string{"a", "b"} {
-		r, err := NewRecognizer(RecognizerOptions{Camera: name, Embedder: emb, Matcher: testGallery(t), MediaClock: true})
+		r, err := NewRecognizer(RecognizerOptions{Camera: name, Embedder: emb, Gallery: testGallery(t), MediaClock: true})
 		if err != nil {
 			t.Fatal(err)
 		}
