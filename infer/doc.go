@@ -45,8 +45,9 @@
 // libtensorflow prints start-up notices (oneDNN, CPU features, MLIR) on
 // stderr. A binary linking this package re-executes itself once at start-up,
 // before any library initialiser runs, with TF_CPP_MIN_LOG_LEVEL=2 when that
-// variable is unset (see tflog_preinit_linux.go), and NewEmbedder holds back
-// the absl INFO/WARNING lines TensorFlow prints while its session starts
-// unless Options.Logger is at debug level. Errors always stay visible. Set
-// TF_CPP_MIN_LOG_LEVEL=0 to see everything.
+// variable is unset and no --debug argument is given (see
+// tflog_preinit_linux.go), and NewEmbedder holds back the absl INFO/WARNING
+// lines TensorFlow prints while its session starts unless Options.Logger is
+// at debug level. Errors always stay visible. --debug (or
+// TF_CPP_MIN_LOG_LEVEL=0) shows everything.
 package infer

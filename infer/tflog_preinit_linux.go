@@ -11,8 +11,9 @@ package infer
 // stay visible). Libraries are mapped but not yet initialised at that point,
 // so the cost is the loader's relocation work, about 30 ms, once per process.
 // Setting TF_CPP_MIN_LOG_LEVEL yourself (any value, 0 shows everything)
-// skips it. Every binary that links package infer (edged, its tests) does
-// this; a failed exec (no /proc) just goes on with the noisy start.
+// skips it, and so does a --debug argument (edged's debug flag). Every
+// binary that links package infer (edged, its tests) does this; a failed
+// exec (no /proc) just goes on with the noisy start.
 
 /*
 #include <string.h>
@@ -27,6 +28,13 @@ static void edged_quiet_tensorflow(int argc, char **argv, char **envp) {
 	}
 	for (; envp[n] != NULL; n++) {
 		if (strncmp(envp[n], key, sizeof key - 1) == 0) {
+			return;
+		}
+	}
+	// edged's --debug shows TensorFlow's lines too.
+	for (int i = 1; i < argc && argv[i] != NULL; i++) {
+		if (strcmp(argv[i], "--debug") == 0 || strcmp(argv[i], "-debug") == 0 ||
+		    strcmp(argv[i], "--debug=true") == 0 || strcmp(argv[i], "-debug=true") == 0) {
 			return;
 		}
 	}
