@@ -337,7 +337,7 @@ func scanEnvelope(payload []byte) (envelope, *Error) {
 		if err == io.EOF {
 			return env, Errorf(CodeBadJSON, "empty payload")
 		}
-		return env, Errorf(CodeBadJSON, "not JSON: %v", err)
+		return env, notJSON(err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return env, Errorf(CodeBadJSON, "request must be a JSON object")
@@ -347,7 +347,7 @@ func scanEnvelope(payload []byte) (envelope, *Error) {
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return env, Errorf(CodeBadJSON, "not JSON: %v", err)
+			return env, notJSON(err)
 		}
 		key, ok := tok.(string)
 		if !ok {
@@ -355,7 +355,7 @@ func scanEnvelope(payload []byte) (envelope, *Error) {
 		}
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return env, Errorf(CodeBadJSON, "not JSON: %v", err)
+			return env, notJSON(err)
 		}
 		if seen[key] && dup == "" {
 			dup = key
@@ -375,7 +375,7 @@ func scanEnvelope(payload []byte) (envelope, *Error) {
 		}
 	}
 	if _, err := dec.Token(); err != nil {
-		return env, Errorf(CodeBadJSON, "not JSON: %v", err)
+		return env, notJSON(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return env, Errorf(CodeBadJSON, "trailing data after the JSON object")
@@ -384,6 +384,14 @@ func scanEnvelope(payload []byte) (envelope, *Error) {
 		return env, Errorf(CodeBadJSON, "duplicate field %q", dup)
 	}
 	return env, nil
+}
+
+// notJSON describes a JSON syntax error.
+func notJSON(err error) *Error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return Errorf(CodeBadJSON, "not JSON: truncated")
+	}
+	return Errorf(CodeBadJSON, "not JSON: %v", err)
 }
 
 // topLevelKeys returns the keys of a JSON object (payload already checked by
