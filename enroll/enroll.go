@@ -54,6 +54,9 @@ type Options struct {
 	// transaction as an enrollment (so the "enrolled" event is durable
 	// exactly when the enrollment is).
 	Events func(r Result) []store.OutboxEvent `yaml:"-"`
+	// Unknowns, when set, forgets an unknown-face cluster once EnrollUnknown
+	// named it.
+	Unknowns *gallery.Unknowns `yaml:"-"`
 	// Logger, default: discard.
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -405,6 +408,9 @@ func (e *Enroller) commit(ctx context.Context, res Result, name, personID string
 		if a.img >= 0 && a.img < len(out.Images) {
 			out.Images[a.img].SampleID = a.id
 		}
+	}
+	if unknownID != "" && e.opts.Unknowns != nil {
+		e.opts.Unknowns.Remove(unknownID)
 	}
 	if err := e.g.Upsert(gp); err != nil {
 		// The store has the enrollment; the gallery will get it at the next

@@ -521,6 +521,9 @@ func (g *Gallery) MatchMany(raws [][]float32, weights []float32) (Match, error) 
 	units := make([][]float32, len(raws))
 	var wsum float32
 	for i, raw := range raws {
+		if len(raw) == 0 {
+			return Match{}, fmt.Errorf("%w: empty", ErrInvalidEmbedding)
+		}
 		if s.rawDim != 0 && len(raw) != s.rawDim {
 			return Match{}, fmt.Errorf("%w: %d values, the gallery has %d", ErrDimension, len(raw), s.rawDim)
 		}
@@ -587,7 +590,7 @@ func (g *Gallery) decide(s *snapshot, q []float32, exclude int32) Match {
 		m.Reason = ReasonNegative
 	case m.Margin < g.opts.Margin:
 		m.Reason = ReasonAmbiguous
-	case g.opts.KNN > 0 && !g.voteAgrees(s, q, r.best.slot):
+	case g.opts.KNN > 0 && !g.voteAgrees(s, q, r.best.slot, m.Threshold):
 		m.Reason = ReasonVote
 	default:
 		m.Known = true
@@ -599,19 +602,24 @@ func (g *Gallery) decide(s *snapshot, q []float32, exclude int32) Match {
 	return m
 }
 
-// voteAgrees reports whether the person in slot has the most of the KNN
-// nearest samples (ties go to the nearer).
-func (g *Gallery) voteAgrees(s *snapshot, q []float32, slot int32) bool {
+// voteAgrees reports whether the person in slot has at least as many of
+// the KNN nearest samples within the threshold as anybody else (samples
+// beyond the threshold do not vote, so a person with one sample is not
+// outvoted by far samples of a person with many).
+func (g *Gallery) voteAgrees(s *snapshot, q []float32, slot int32, threshold float64) bool {
 	r := s.samples.search(q, searchParams{exclude: -1, k: g.opts.KNN, workers: g.opts.Workers, candidates: g.opts.Candidates})
 	votes := map[int32]int{}
 	top, topVotes := int32(-1), 0
 	for _, h := range r.knn {
+		if distFromDot(h.dot) > threshold {
+			continue
+		}
 		votes[h.slot]++
 		if votes[h.slot] > topVotes {
 			top, topVotes = h.slot, votes[h.slot]
 		}
 	}
-	return top == slot || votes[slot] == topVotes
+	return topVotes == 0 || top == slot || votes[slot] == topVotes
 }
 
 // Info describes the gallery.

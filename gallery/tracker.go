@@ -148,8 +148,9 @@ func NewTracker(g *Gallery, opts TrackerOptions) *Tracker {
 func (t *Tracker) Options() TrackerOptions { return t.opts }
 
 // Want reports, for each box of the coming frame, whether embedding its
-// face would help: the face starts a new track, or continues one that is
-// undecided, or is due for a recheck. Faces of low quality are never
+// face would help: the face starts a new track, continues one that is
+// undecided or due for a recheck, or overlaps several tracks (people
+// crossing: only the face tells them apart). Faces of low quality are never
 // wanted. It does not change the tracker.
 func (t *Tracker) Want(now time.Time, boxes []image.Rectangle, quality []float32) []bool {
 	want := make([]bool, len(boxes))
@@ -157,9 +158,9 @@ func (t *Tracker) Want(now time.Time, boxes []image.Rectangle, quality []float32
 		if quality != nil && quality[i] < t.opts.MinQuality {
 			continue
 		}
-		tr := t.byOverlap(now, b)
+		tr, n := t.byOverlap(now, b)
 		switch {
-		case tr == nil:
+		case tr == nil || n > 1:
 			want[i] = true
 		case tr.decision == nil:
 			want[i] = tr.embedded < t.opts.MaxEmbeds
@@ -170,18 +171,23 @@ func (t *Tracker) Want(now time.Time, boxes []image.Rectangle, quality []float32
 	return want
 }
 
-func (t *Tracker) byOverlap(now time.Time, b image.Rectangle) *track {
+// byOverlap returns the live track overlapping b most, and how many live
+// tracks overlap it by at least MinIoU.
+func (t *Tracker) byOverlap(now time.Time, b image.Rectangle) (*track, int) {
 	var best *track
-	bi := t.opts.MinIoU
+	bi, n := 0.0, 0
 	for _, tr := range t.tracks {
 		if now.Sub(tr.last) > t.opts.Timeout {
 			continue
 		}
-		if v := iou(tr.box, b); v >= bi {
-			best, bi = tr, v
+		if v := iou(tr.box, b); v >= t.opts.MinIoU {
+			n++
+			if v > bi {
+				best, bi = tr, v
+			}
 		}
 	}
-	return best
+	return best, n
 }
 
 // Update feeds one frame (now: its time, increasing) and returns the track
