@@ -60,7 +60,7 @@ type MQTT struct {
 	KeepAlive       time.Duration `yaml:"keepalive"`        // default 30s
 	Discovery       *bool         `yaml:"discovery"`        // Home Assistant discovery, default true
 	DiscoveryPrefix string        `yaml:"discovery_prefix"` // default "homeassistant"
-	MaxPayload      int           `yaml:"max_payload"`      // largest command accepted, bytes, default 8 MiB
+	MaxPayload      int           `yaml:"max_payload"`      // largest command accepted, bytes, default 16 MiB
 }
 
 // Store configures the Badger store.
@@ -141,6 +141,9 @@ type Camera struct {
 	FPS    float64 `yaml:"fps"`
 	Width  int     `yaml:"width"`  // requested capture width (devices), pixels, 0 = driver default
 	Height int     `yaml:"height"` // requested capture height, pixels
+	// Loop restarts a video file or image folder at its end (demos, tests);
+	// without it a file camera stops at the end.
+	Loop bool `yaml:"loop"`
 
 	Threshold      *float64 `yaml:"threshold"`       // overrides recognition.threshold
 	MinFaceSize    *int     `yaml:"min_face_size"`   // overrides detect.min_face_size
@@ -154,6 +157,7 @@ type CameraSettings struct {
 	URL            string
 	FPS            float64
 	Width, Height  int
+	Loop           bool
 	Threshold      float64
 	MinFaceSize    int
 	ScoreThreshold float64
@@ -173,7 +177,7 @@ func Default() Config {
 			KeepAlive:       30 * time.Second,
 			Discovery:       &t,
 			DiscoveryPrefix: "homeassistant",
-			MaxPayload:      8 << 20,
+			MaxPayload:      16 << 20,
 		},
 		Store:  Store{GCInterval: 10 * time.Minute},
 		Detect: Detect{Backend: "dnn", ScoreThreshold: 0.7, NMSThreshold: 0.3, MinFaceSize: 40},
@@ -195,7 +199,7 @@ func Default() Config {
 func (c *Config) Camera(i int) CameraSettings {
 	cam := c.Cameras[i]
 	s := CameraSettings{
-		Name: cam.Name, URL: cam.URL, FPS: cam.FPS, Width: cam.Width, Height: cam.Height,
+		Name: cam.Name, URL: cam.URL, FPS: cam.FPS, Width: cam.Width, Height: cam.Height, Loop: cam.Loop,
 		Threshold:      c.Recognition.Threshold,
 		MinFaceSize:    c.Detect.MinFaceSize,
 		ScoreThreshold: c.Detect.ScoreThreshold,
