@@ -169,8 +169,10 @@ func TestVideoRealtime(t *testing.T) {
 		if el < 400*time.Millisecond {
 			t.Fatalf("20 frames at 40 fps took %v, want >= ~475ms", el)
 		}
-		if len(g.seq) != 20 || src.(Stats).Dropped() != 0 {
-			t.Fatalf("fast consumer got %d frames, %d dropped", len(g.seq), src.(Stats).Dropped())
+		// A consumer that keeps up gets every frame; on a loaded machine it
+		// may miss one now and then, which must then be counted as dropped.
+		if d := src.(Stats).Dropped(); len(g.seq)+int(d) != 20 || d > 3 {
+			t.Fatalf("fast consumer got %d frames, %d dropped", len(g.seq), d)
 		}
 	})
 	t.Run("slow consumer gets the latest", func(t *testing.T) {
