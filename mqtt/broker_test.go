@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -281,4 +282,91 @@ require_certificate true
 		cancel()
 		bad.Close()
 	}
+}
+
+// aclFromDocs returns the Mosquitto ACL example of docs/mqtt.md.
+func aclFromDocs(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	doc, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "docs", "mqtt.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	i := strings.Index(s, "A Mosquitto example (`acl_file`)")
+	if i < 0 {
+		t.Fatal("docs/mqtt.md has no Mosquitto ACL example")
+	}
+	s = s[i:]
+	start := strings.Index(s, "```\n") + 4
+	end := strings.Index(s[start:], "```")
+	return s[start : start+end]
+}
+
+// TestDocumentedMosquittoACL runs the ACL file from docs/mqtt.md on a real
+// Mosquitto: edged works (events, replies, discovery, availability), Home
+// Assistant reads but cannot command, an admin can.
+func TestDocumentedMosquittoACL(t *testing.T) {
+	if _, err := exec.LookPath("mosquitto_passwd"); err != nil {
+		t.Skipf("mosquitto_passwd not installed: %v", err)
+	}
+	dir := t.TempDir()
+	aclPath := filepath.Join(dir, "acl")
+	if err := os.WriteFile(aclPath, []byte(aclFromDocs(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(dir, "passwd")
+	for i, u := range []string{"edged-kitchen-pi", "homeassistant", "edged-admin"} {
+		args := []string{"-b", pw, u, u + "-pw"}
+		if i == 0 {
+			args = append([]string{"-c"}, args...)
+		}
+		if out, err := exec.Command("mosquitto_passwd", args...).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd: %v: %s", err, out)
+		}
+	}
+	m := startMosquitto(t, fmt.Sprintf("allow_anonymous false\npassword_file %s\nacl_file %s\n", pw, aclPath))
+	outbox := NewMemOutbox()
+	svc := newFakeService()
+	c := startClient(t, m.URL(), outbox, NewServiceRouter(svc, Limits{}, nil), func(o *Options) {
+		o.Device, o.Username, o.Password = "kitchen-pi", "edged-kitchen-pi", "edged-kitchen-pi-pw"
+		o.HomeAssistant.Cameras = []string{"front"}
+	})
+	waitConnected(t, c)
+	tp := c.Topics()
+	ha := newTestClient(t, m.URL(), testClientOpts{user: "homeassistant", password: "homeassistant-pw", clean: true,
+		filters: []string{"edged/#", "homeassistant/#"}})
+	admin := newTestClient(t, m.URL(), testClientOpts{user: "edged-admin", password: "edged-admin-pw", clean: true,
+		filters: []string{"edged/+/reply/#"}})
+
+	ha.waitFor(0, 5*time.Second, "retained availability", func(m msg) bool { return m.topic == tp.Availability() && string(m.payload) == Online })
+	ha.waitFor(0, 5*time.Second, "discovery", onTopic("homeassistant/sensor/edged_kitchen-pi/front_person/config"))
+	produceRecognized(t, outbox, 1)
+	ha.waitFor(0, 5*time.Second, "event", onTopic(tp.Full(TopicRecognized)))
+
+	// Home Assistant's birth message reaches edged: discovery again.
+	from := ha.count()
+	ha.publish("homeassistant/status", []byte("online"))
+	ha.waitFor(from, 5*time.Second, "discovery after birth", onTopic("homeassistant/event/edged_kitchen-pi/recognized/config"))
+
+	// Home Assistant cannot command (Mosquitto acknowledges and drops).
+	ha.publish(tp.Command(CmdDelete), []byte(`{"id":"ha-1","person_id":"p1"}`))
+	// The admin can, and gets the reply.
+	admin.publish(tp.Command(CmdStatus), []byte(`{"id":"adm-1"}`))
+	admin.waitFor(0, 5*time.Second, "admin reply", onTopic(tp.Reply("adm-1")))
+	time.Sleep(300 * time.Millisecond)
+	if got := svc.Calls(); len(got) != 1 || got[0] != "status:adm-1" {
+		t.Errorf("service calls %v, want only the admin's status", got)
+	}
+	for _, m := range ha.all() {
+		if strings.Contains(m.topic, "/cmd/") {
+			t.Errorf("home assistant received a command on %s", m.topic)
+		}
+	}
+	// Clean shutdown publishes offline (edged may write availability).
+	from = ha.count()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ha.waitFor(from, 5*time.Second, "offline", func(m msg) bool { return m.topic == tp.Availability() && string(m.payload) == Offline })
 }
