@@ -10,10 +10,13 @@ LDFLAGS := -X main.version=$(VERSION)
 # Benchmarks: `make bench BENCH=Embed` narrows them.
 BENCH ?= .
 
+# linux/arm64 cross build and its qemu tests (build-arm64, test-arm64, smoke-arm64, dist-arm64).
+include scripts/arm64.mk
+
 .PHONY: help setup build test test-short bench demo install uninstall fmt vet clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 setup: ## install Debian packages, the TensorFlow C library, models and media (idempotent)
 	@bash scripts/setup.sh
