@@ -16,7 +16,7 @@ include scripts/arm64.mk
 .PHONY: help setup build test test-short bench demo install uninstall fmt vet clean
 
 help: ## list the targets
-	@grep -hE '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 setup: ## install Debian packages, the TensorFlow C library, models and media (idempotent)
 	@bash scripts/setup.sh

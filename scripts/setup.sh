@@ -98,13 +98,18 @@ step_tensorflow() {
   fi
   log "TensorFlow: unpacking C library and headers into $prefix"
   local tmp; tmp="$(mktemp -d "$DEPS/.tf.XXXXXX")"
-  unzip -q -o "$wheel" -d "$tmp/whl" \
+  # arm64: libtensorflow_cc.so.2 needs the libomp that auditwheel bundled in
+  # tensorflow.libs/ (found through its RPATH $ORIGIN/, so it goes next to it).
+  local extra=()
+  [ "$TF_PKG" = tensorflow ] && extra=('tensorflow.libs/libomp-*.so*')
+  unzip -q -o "$wheel" -d "$tmp/whl" "${extra[@]}" \
     'tensorflow/libtensorflow_cc.so.2' 'tensorflow/libtensorflow_framework.so.2' \
     'tensorflow/include/tensorflow/c/*' 'tensorflow/include/tsl/platform/ctstring*' \
     'tensorflow/include/tensorflow/core/platform/ctstring.h' 'tensorflow/include/xla/tsl/c/*' \
     || { rm -rf "$tmp"; die "could not unpack $wheel"; }
   mkdir -p "$tmp/out/lib" "$tmp/out/include"
   mv "$tmp/whl/tensorflow/libtensorflow_cc.so.2" "$tmp/whl/tensorflow/libtensorflow_framework.so.2" "$tmp/out/lib/"
+  if [ -d "$tmp/whl/tensorflow.libs" ]; then mv "$tmp/whl/tensorflow.libs/"* "$tmp/out/lib/"; fi
   ln -s libtensorflow_cc.so.2 "$tmp/out/lib/libtensorflow.so"
   ln -s libtensorflow_cc.so.2 "$tmp/out/lib/libtensorflow.so.2"
   ln -s libtensorflow_framework.so.2 "$tmp/out/lib/libtensorflow_framework.so"
