@@ -95,7 +95,6 @@ type personState struct {
 	id, name  string
 	samples   []Sample
 	negatives []Sample
-	units     [][]float32 // projected, normalised samples
 	negUnits  [][]float32
 	clusters  []Cluster
 }
@@ -182,7 +181,10 @@ func (g *Gallery) prepare(p Person) (*personState, error) {
 }
 
 func (g *Gallery) projectPerson(ps *personState) error {
-	ps.units, ps.negUnits = ps.units[:0], ps.negUnits[:0]
+	// The projected samples are only needed to cluster; they are not kept
+	// (memory: the raw vectors and the centroids are enough).
+	units := make([][]float32, 0, len(ps.samples))
+	ps.negUnits = ps.negUnits[:0]
 	ids := make([]string, len(ps.samples))
 	quality := make([]float32, len(ps.samples))
 	for i, s := range ps.samples {
@@ -193,7 +195,7 @@ func (g *Gallery) projectPerson(ps *personState) error {
 		if u == nil {
 			return fmt.Errorf("person %q sample %q: %w: zero vector", ps.id, s.ID, ErrInvalidEmbedding)
 		}
-		ps.units = append(ps.units, u)
+		units = append(units, u)
 		ids[i], quality[i] = s.ID, s.Quality
 	}
 	for _, s := range ps.negatives {
@@ -204,7 +206,7 @@ func (g *Gallery) projectPerson(ps *personState) error {
 			ps.negUnits = append(ps.negUnits, u)
 		}
 	}
-	ps.clusters = clusterUnits(ps.units, ids, quality, g.opts.ClusterRadius)
+	ps.clusters = clusterUnits(units, ids, quality, g.opts.ClusterRadius)
 	return nil
 }
 
@@ -394,22 +396,38 @@ func (g *Gallery) rebuild(fullCalibration bool) {
 	}
 	sort.Strings(ids)
 	s := &snapshot{proj: g.proj, rawDim: g.rawDim, slots: make(map[string]int32, len(ids))}
-	var vecs, svecs []float32
-	var owner, sowner []int32
-	dim := 0
+	// One flat matrix of every centroid; the snapshot's clusters (and the
+	// writer's) point into it rather than keeping their own copies.
+	total, dim := 0, 0
+	for _, id := range ids {
+		for _, cl := range g.people[id].clusters {
+			total++
+			dim = len(cl.Centroid)
+		}
+	}
+	vecs := make([]float32, total*dim)
+	owner := make([]int32, 0, total)
+	s.clusterOf = make([]int32, 0, total)
+	var svecs []float32
+	var sowner []int32
+	s.people = make([]*personSnap, 0, len(ids))
 	for slot, id := range ids {
 		ps := g.people[id]
 		s.slots[id] = int32(slot)
-		s.people = append(s.people, &personSnap{id: id, name: ps.name, negUnits: ps.negUnits, clusters: ps.clusters, samples: len(ps.samples)})
+		snapClusters := make([]Cluster, len(ps.clusters))
 		for c, cl := range ps.clusters {
-			dim = len(cl.Centroid)
-			vecs = append(vecs, cl.Centroid...)
+			off := len(owner) * dim
+			copy(vecs[off:off+dim], cl.Centroid)
+			cl.Centroid = vecs[off : off+dim : off+dim]
+			ps.clusters[c].Centroid = cl.Centroid
+			snapClusters[c] = cl
 			owner = append(owner, int32(slot))
 			s.clusterOf = append(s.clusterOf, int32(c))
 		}
+		s.people = append(s.people, &personSnap{id: id, name: ps.name, negUnits: ps.negUnits, clusters: snapClusters, samples: len(ps.samples)})
 		if g.opts.KNN > 0 {
-			for _, u := range ps.units {
-				svecs = append(svecs, u...)
+			for _, smp := range ps.samples {
+				svecs = append(svecs, project(g.proj, smp.Embedding)...)
 				sowner = append(sowner, int32(slot))
 			}
 		}
@@ -462,11 +480,13 @@ func (g *Gallery) calibrate(s *snapshot) Calibration {
 	i := 0
 	for slot, p := range s.people {
 		ps := g.people[p.id]
-		for j, u := range ps.units {
+		var units [][]float32 // the person's projected samples, when needed
+		for j, smp := range ps.samples {
 			i++
 			if i%step != 0 {
 				continue
 			}
+			u := project(g.proj, smp.Embedding)
 			if n >= minFitPeople {
 				r := s.centroids.search(u, searchParams{exclude: int32(slot), workers: g.opts.Workers, candidates: g.opts.Candidates})
 				if r.best.slot >= 0 {
@@ -476,11 +496,17 @@ func (g *Gallery) calibrate(s *snapshot) Calibration {
 			// Same person: the sample against its cluster's centroid
 			// without it (clusters of one sample say nothing).
 			for _, cl := range ps.clusters {
-				if cl.Count < 2 || !containsID(cl.Samples, ps.samples[j].ID) {
+				if cl.Count < 2 || !containsID(cl.Samples, smp.ID) {
 					continue
 				}
+				if units == nil {
+					units = make([][]float32, len(ps.samples))
+					for jj, o := range ps.samples {
+						units[jj] = project(g.proj, o.Embedding)
+					}
+				}
 				others := make([][]float32, 0, cl.Count-1)
-				for jj, uu := range ps.units {
+				for jj, uu := range units {
 					if jj != j && containsID(cl.Samples, ps.samples[jj].ID) {
 						others = append(others, uu)
 					}

@@ -16,6 +16,24 @@ func unit(rng *rand.Rand, dim int) []float32 {
 	return normalized(v)
 }
 
+// faceLike returns random unit vectors shaped like face embeddings: they
+// share a common direction, so two of them are about 0.56 apart (the LFW
+// impostor distance between normalised dlib embeddings) instead of sqrt(2).
+type faceLike struct {
+	common []float32
+}
+
+func newFaceLike(rng *rand.Rand, dim int) faceLike { return faceLike{unit(rng, dim)} }
+
+func (f faceLike) next(rng *rand.Rand) []float32 {
+	u := unit(rng, len(f.common))
+	v := make([]float32, len(u))
+	for i := range v {
+		v[i] = 2.29*f.common[i] + u[i]
+	}
+	return normalized(v)
+}
+
 // near returns a unit vector at distance d (exactly) from the unit vector
 // c, in a random direction.
 func near(rng *rand.Rand, c []float32, d float64) []float32 {

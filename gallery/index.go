@@ -21,6 +21,10 @@ type index struct {
 	words int       // uint64 words per code; 0 = no codes (exact scan)
 	codes []uint64  // n*words
 	rot   *rotation
+	// centre is subtracted before coding: face embeddings fill a narrow
+	// cone (two strangers are ~0.56 apart, not sqrt(2)), and sign bits of
+	// vectors that all point the same way hardly differ.
+	centre []float32
 }
 
 // searchParams tune one search.
@@ -47,16 +51,35 @@ type result struct {
 
 func newIndex(dim int, vecs []float32, owner []int32, codeBits int, rot *rotation) *index {
 	ix := &index{dim: dim, n: len(owner), vecs: vecs, owner: owner}
-	if codeBits > 0 && rot != nil {
+	if codeBits > 0 && rot != nil && ix.n > 0 {
 		ix.rot = rot
 		ix.words = rot.bits / 64
 		ix.codes = make([]uint64, ix.n*ix.words)
+		sum := make([]float64, dim)
+		for i := 0; i < ix.n; i++ {
+			for j, x := range vecs[i*dim : (i+1)*dim] {
+				sum[j] += float64(x)
+			}
+		}
+		ix.centre = make([]float32, dim)
+		for j := range sum {
+			ix.centre[j] = float32(sum[j] / float64(ix.n))
+		}
 		buf := rot.newBuf()
 		for i := 0; i < ix.n; i++ {
-			rot.code(vecs[i*dim:(i+1)*dim], ix.codes[i*ix.words:(i+1)*ix.words], buf)
+			ix.code(vecs[i*dim:(i+1)*dim], ix.codes[i*ix.words:(i+1)*ix.words], buf)
 		}
 	}
 	return ix
+}
+
+// code writes the binary code of v (centred) into out.
+func (ix *index) code(v []float32, out []uint64, buf []float32) {
+	c := make([]float32, len(v))
+	for j, x := range v {
+		c[j] = x - ix.centre[j]
+	}
+	ix.rot.code(c, out, buf)
 }
 
 // acc accumulates the best two distinct persons and the k best entries.
@@ -194,7 +217,7 @@ var hamPool = sync.Pool{New: func() any { return new([]uint16) }}
 func (ix *index) searchCoded(q []float32, p searchParams) acc {
 	words := ix.words
 	qc := make([]uint64, words)
-	ix.rot.code(q, qc, ix.rot.newBuf())
+	ix.code(q, qc, ix.rot.newBuf())
 	hp := hamPool.Get().(*[]uint16)
 	defer hamPool.Put(hp)
 	if cap(*hp) < ix.n {

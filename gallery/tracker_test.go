@@ -170,3 +170,5 @@ func TestIoU(t *testing.T) {
 		}
 	}
 }
+
+func rect(x, y int) image.Rectangle { return image.Rect(x, y, x+100, y+100) }
