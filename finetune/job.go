@@ -1,0 +1,678 @@
+package finetune
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/edged-dev/edged/head"
+	"github.com/edged-dev/edged/store"
+)
+
+// JobOptions configure the on-device fine-tune job. Zero fields take the
+// documented defaults.
+type JobOptions struct {
+	// Trainer configures the model and the loss. Default: a one-layer head
+	// from the identity, contrastive loss (margin 1), Adam with learning
+	// rate 1e-2 (not the Trainer's 1e-3: the job's data is small and the
+	// generalising solution, found on synthetic people with nuisance
+	// dimensions, needs the larger steps), one TF thread.
+	Trainer TrainerOptions
+	// Epochs is the number of passes over the training pairs (rebuilt each
+	// epoch with fresh negatives). Default 50.
+	Epochs int
+	// BatchPairs is the number of pairs per step (contrastive). Default 256.
+	BatchPairs int
+	// BatchPeople and BatchPerPerson shape the P x K batches of the triplet
+	// loss. Defaults 16 and 4.
+	BatchPeople, BatchPerPerson int
+	// MaxSteps caps the optimiser steps of one job. Default 3000.
+	MaxSteps int
+	// Pairs sets the positive:negative ratio (default 1:3).
+	Pairs PairOptions
+	// Holdout is the fraction of each enrolled person's samples the guard
+	// holds out as known probes (rounded, at least 1 for anyone with 2
+	// samples or more, never all of them). Default 0.25.
+	Holdout float64
+	// Folds is the number of guard folds over people. In each fold one
+	// group of people is held out entirely (not trained on, not enrolled:
+	// the strangers the gallery must keep out) and the head is trained on
+	// the others, so every person is a stranger once and the guard measures
+	// how the recipe generalises to new identities, not only to new photos
+	// of the trained ones. Default 3 (capped at the number of people).
+	Folds int
+	// Tolerance is how much worse a guarded metric may get and still pass.
+	// Default 0 (not worse at all); negative values are treated as 0.
+	Tolerance float64
+	// Debounce is the quiet time after the last Trigger before a job
+	// starts, so several enrollments in a row start one job. Default 30s.
+	Debounce time.Duration
+	// Seed makes the split, the pairs and the batches reproducible.
+	// Default: time-based.
+	Seed int64
+	// ShuffleLabels trains on randomly permuted person labels. It exists
+	// to prove the guard (a deliberately harmful update); never set it
+	// otherwise.
+	ShuffleLabels bool
+	// KeepRejected stores rejected heads too (inactive, with metrics and
+	// the reason), for inspection with `edged model list`.
+	KeepRejected bool
+	// OnProgress receives progress reports (from the job's goroutine; keep
+	// it quick). The daemon publishes them on events/finetune.
+	OnProgress func(Progress)
+	// OnResult receives each finished job's result (Run only).
+	OnResult func(Result)
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o JobOptions) withDefaults() JobOptions {
+	if o.Epochs <= 0 {
+		o.Epochs = 50
+	}
+	if o.Trainer.LearningRate == 0 && o.Trainer.Optimizer == Adam {
+		o.Trainer.LearningRate = 1e-2
+	}
+	if o.BatchPairs <= 0 {
+		o.BatchPairs = 256
+	}
+	if o.BatchPeople <= 0 {
+		o.BatchPeople = 16
+	}
+	if o.BatchPerPerson <= 0 {
+		o.BatchPerPerson = 4
+	}
+	if o.MaxSteps <= 0 {
+		o.MaxSteps = 3000
+	}
+	if o.Holdout <= 0 || o.Holdout >= 1 {
+		o.Holdout = 0.25
+	}
+	if o.Folds < 2 {
+		o.Folds = 3
+	}
+	if o.Tolerance < 0 {
+		o.Tolerance = 0
+	}
+	if o.Debounce <= 0 {
+		o.Debounce = 30 * time.Second
+	}
+	if o.Seed == 0 {
+		o.Seed = time.Now().UnixNano()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Phases of a job, in Progress.Phase.
+const (
+	PhaseLoad     = "load"     // reading samples from the store
+	PhaseTrain    = "train"    // optimiser steps
+	PhaseEvaluate = "evaluate" // guard measurements
+	PhaseDone     = "done"     // finished (see Result)
+)
+
+// Progress is one progress report.
+type Progress struct {
+	Phase string `json:"phase"`
+	// Round counts the trainings of a job: one per guard fold, then the
+	// final one on every sample (Round == Rounds).
+	Round   int           `json:"round,omitempty"`
+	Rounds  int           `json:"rounds,omitempty"`
+	Step    int           `json:"step"`
+	Steps   int           `json:"steps"`
+	Epoch   int           `json:"epoch"`
+	Epochs  int           `json:"epochs"`
+	Loss    float64       `json:"loss"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+}
+
+// Result is the outcome of one fine-tune job.
+type Result struct {
+	// Activated is true when the new head passed the guard, was stored and
+	// is now the active head (and the gallery re-projected).
+	Activated bool `json:"activated"`
+	// Skipped is true when the job did not train: not enough data.
+	Skipped bool `json:"skipped,omitempty"`
+	// HeadID is the stored version (activated, or rejected with KeepRejected).
+	HeadID string `json:"head_id,omitempty"`
+	// Reason explains the decision with the metric changes.
+	Reason string `json:"reason"`
+	// Before are the guard's metrics of the head active before the job,
+	// After those of the fine-tuned heads, averaged over the folds (zero
+	// when skipped).
+	Before Metrics `json:"before"`
+	After  Metrics `json:"after"`
+	// Gain is after - before for each guarded metric.
+	Gain map[string]float64 `json:"gain,omitempty"`
+	// What the job saw.
+	People  int `json:"people"`
+	Samples int `json:"samples"`
+	Folds   int `json:"folds"`    // guard folds (each holds out 1/Folds of the people)
+	HeldOut int `json:"held_out"` // known probes over all folds
+	Steps   int `json:"steps"`    // optimiser steps over all trainings
+	// FinalLoss is the mean loss of the final training's last epoch.
+	FinalLoss float64       `json:"final_loss"`
+	Duration  time.Duration `json:"duration_ns"`
+	// Head is the candidate trained on every sample (activated or not; nil
+	// when skipped), e.g. for measuring what a rejected head would have done.
+	Head *head.Head `json:"-"`
+}
+
+// Guard returns the guard's verdict in the form `edged eval fewshot
+// --finetune` reports: "activated" or "rejected: <reason>".
+func (r Result) Guard() string {
+	if r.Activated {
+		return "activated"
+	}
+	return "rejected: " + r.Reason
+}
+
+// Projectable is what the job needs from the gallery: switching every
+// vector to a new projection at once (matching never sees a half-updated
+// gallery). *gallery.Gallery satisfies it through GalleryProjector.
+type Projectable interface {
+	SetHead(h *head.Head) error
+}
+
+// Job fine-tunes the head on the raw embeddings in the store, guards the
+// result and activates it. Trigger and Run are safe for concurrent use;
+// RunOnce calls are serialised.
+type Job struct {
+	st   *store.Store
+	g    Projectable
+	opts JobOptions
+
+	trigger chan struct{}
+	mu      sync.Mutex // one job at a time
+	runs    int64
+}
+
+// NewJob returns a job over the store and the gallery (g may be nil: no
+// re-projection, e.g. in offline evaluations that rebuild their gallery).
+func NewJob(st *store.Store, g Projectable, opts JobOptions) *Job {
+	return &Job{st: st, g: g, opts: opts.withDefaults(), trigger: make(chan struct{}, 1)}
+}
+
+// Trigger asks for a fine-tune after the debounce time. It never blocks;
+// triggers that arrive while one is pending or a job runs coalesce into one
+// more job.
+func (j *Job) Trigger() {
+	select {
+	case j.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run is the background worker: it waits for triggers, waits until no new
+// trigger arrived for Debounce, runs one job, and repeats until ctx ends.
+// Cancelling ctx stops a running job between two steps; nothing is stored
+// for it (a head is committed only after the guard, in one transaction).
+// Run returns nil when ctx ends.
+func (j *Job) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-j.trigger:
+		}
+		timer := time.NewTimer(j.opts.Debounce)
+	debounce:
+		for {
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return nil
+			case <-j.trigger:
+				timer.Reset(j.opts.Debounce)
+			case <-timer.C:
+				break debounce
+			}
+		}
+		res, err := j.RunOnce(ctx)
+		switch {
+		case ctx.Err() != nil:
+			j.opts.Logger.Info("fine-tune cancelled", "err", err)
+			return nil
+		case err != nil:
+			j.opts.Logger.Error("fine-tune failed", "err", err)
+		default:
+			j.opts.Logger.Info("fine-tune finished", "activated", res.Activated, "reason", res.Reason,
+				"duration", res.Duration.Round(time.Millisecond), "head", res.HeadID)
+			if j.opts.OnResult != nil {
+				j.opts.OnResult(res)
+			}
+		}
+	}
+}
+
+// people is the store's samples, grouped by person (sorted by person id).
+type people struct {
+	ids  []string
+	vecs [][][]float32
+}
+
+func (p *people) samples() int {
+	n := 0
+	for _, v := range p.vecs {
+		n += len(v)
+	}
+	return n
+}
+
+// loadPeople reads every person's raw embeddings from the store.
+func (j *Job) loadPeople() (*people, error) {
+	byPerson := map[string][][]float32{}
+	err := j.st.View(func(tx *store.Tx) error {
+		return tx.EachSample(func(s store.Sample) error {
+			if len(s.Embedding) == head.Dim {
+				byPerson[s.PersonID] = append(byPerson[s.PersonID], s.Embedding)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read samples: %w", err)
+	}
+	p := &people{}
+	for id := range byPerson {
+		p.ids = append(p.ids, id)
+	}
+	sort.Strings(p.ids)
+	for _, id := range p.ids {
+		p.vecs = append(p.vecs, byPerson[id])
+	}
+	return p, nil
+}
+
+// fold is one split of the guard's cross-validation over people.
+type fold struct {
+	people      int // enrolled (trained) people; labels index them
+	train       [][]float32
+	trainLabels []int
+	held        [][]float32 // known probes: held-out samples of trained people
+	heldLabels  []int
+	strangers   [][]float32 // every sample of the fold's held-out people
+	strangerIDs []int
+}
+
+// makeFolds splits the people into k groups; fold f holds group f out
+// entirely (its people are the strangers: never trained on, not in the
+// gallery) and holds out Holdout of every other person's samples as known
+// probes (at least 1 for anyone with 2 samples or more, never all). Every
+// person is a stranger in exactly one fold.
+func (j *Job) makeFolds(p *people, r *rand.Rand) ([]fold, error) {
+	n := len(p.ids)
+	if n < 3 {
+		return nil, fmt.Errorf("%w: %d people with samples, the guard needs 3 or more (some are held out as strangers)", ErrNotEnoughData, n)
+	}
+	k := min(j.opts.Folds, n)
+	order := r.Perm(n)
+	group := make([]int, n)
+	for pos, person := range order {
+		group[person] = pos % k
+	}
+	// The same held-out samples in every fold: one draw per person.
+	heldOut := make([]map[int]bool, n)
+	for i, vs := range p.vecs {
+		heldOut[i] = map[int]bool{}
+		if len(vs) >= 2 {
+			h := max(1, min(len(vs)-1, int(j.opts.Holdout*float64(len(vs))+0.5)))
+			for _, idx := range r.Perm(len(vs))[:h] {
+				heldOut[i][idx] = true
+			}
+		}
+	}
+	folds := make([]fold, k)
+	for f := range folds {
+		fd := &folds[f]
+		strangerNo := 0
+		for i, vs := range p.vecs {
+			if group[i] == f {
+				for _, v := range vs {
+					fd.strangers = append(fd.strangers, v)
+					fd.strangerIDs = append(fd.strangerIDs, strangerNo)
+				}
+				strangerNo++
+				continue
+			}
+			label := fd.people
+			fd.people++
+			for idx, v := range vs {
+				if heldOut[i][idx] {
+					fd.held = append(fd.held, v)
+					fd.heldLabels = append(fd.heldLabels, label)
+				} else {
+					fd.train = append(fd.train, v)
+					fd.trainLabels = append(fd.trainLabels, label)
+				}
+			}
+		}
+		if err := fd.check(); err != nil {
+			return nil, err
+		}
+	}
+	return folds, nil
+}
+
+// check reports why a fold cannot support training and the guard.
+func (fd *fold) check() error {
+	perPerson := map[int]int{}
+	for _, l := range fd.trainLabels {
+		perPerson[l]++
+	}
+	twoPlus := 0
+	for _, c := range perPerson {
+		if c >= 2 {
+			twoPlus++
+		}
+	}
+	switch {
+	case len(fd.held) == 0:
+		return fmt.Errorf("%w: nobody has 2 samples or more, nothing to hold out for the guard", ErrNotEnoughData)
+	case twoPlus == 0:
+		return fmt.Errorf("%w: after holding out samples for the guard nobody has 2 training samples (need 3 samples per person)", ErrNotEnoughData)
+	}
+	return nil
+}
+
+// evaluate projects the fold with h and measures its held-out probes and
+// strangers against templates built from its training samples.
+func (fd *fold) evaluate(h *head.Head) (Metrics, error) {
+	groups := make([][][]float32, fd.people)
+	for i, v := range fd.train {
+		groups[fd.trainLabels[i]] = append(groups[fd.trainLabels[i]], h.Project(v))
+	}
+	templates := make([][]float32, len(groups))
+	for i, g := range groups {
+		templates[i] = meanTemplate(g)
+	}
+	project := func(vs [][]float32) [][]float32 {
+		out := make([][]float32, len(vs))
+		for i, v := range vs {
+			out[i] = h.Project(v)
+		}
+		return out
+	}
+	return Evaluate(templates, project(fd.held), fd.heldLabels, project(fd.strangers), fd.strangerIDs)
+}
+
+// activeHead returns the store's active head (identity when none).
+func (j *Job) activeHead() (*head.Head, string, error) {
+	hv, err := j.st.ActiveHead()
+	if err != nil {
+		return nil, "", err
+	}
+	if hv == nil {
+		return head.Identity(), "", nil
+	}
+	h, err := head.Unmarshal(hv.Weights)
+	if err != nil {
+		return nil, "", fmt.Errorf("active head %s: %w", hv.ID, err)
+	}
+	return h, hv.ID, nil
+}
+
+func (j *Job) progress(p Progress) {
+	if j.opts.OnProgress != nil {
+		j.opts.OnProgress(p)
+	}
+}
+
+// RunOnce runs one fine-tune now and returns its result:
+//
+//  1. load every raw embedding from the store;
+//  2. guard, by cross-validation over people (Folds): for each fold, train
+//     a head with the fold's strangers and held-out samples left out, and
+//     measure it and the active head on them;
+//  3. train the candidate the same way on every sample;
+//  4. if no guarded metric (averaged over the folds) got worse, store the
+//     candidate with the metrics and make it active in one transaction,
+//     then switch the gallery to it.
+//
+// Not enough data is not an error: the result is Skipped with the reason.
+// A cancelled ctx stops training between steps and stores nothing.
+func (j *Job) RunOnce(ctx context.Context) (Result, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	start := time.Now()
+	j.runs++
+	r := rand.New(rand.NewSource(j.opts.Seed + j.runs - 1))
+	res := Result{}
+	finish := func() Result {
+		res.Duration = time.Since(start)
+		j.progress(Progress{Phase: PhaseDone, Elapsed: res.Duration})
+		return res
+	}
+	j.progress(Progress{Phase: PhaseLoad})
+	ppl, err := j.loadPeople()
+	if err != nil {
+		return res, err
+	}
+	res.People, res.Samples = len(ppl.ids), ppl.samples()
+	folds, err := j.makeFolds(ppl, r)
+	if errors.Is(err, ErrNotEnoughData) {
+		res.Skipped, res.Reason = true, err.Error()
+		return finish(), nil
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Folds = len(folds)
+	current, currentID, err := j.activeHead()
+	if err != nil {
+		return res, err
+	}
+	rounds := len(folds) + 1
+	var before, after []Metrics
+	for f := range folds {
+		fd := &folds[f]
+		res.HeldOut += len(fd.held)
+		b, err := fd.evaluate(current)
+		if err != nil {
+			return res, err
+		}
+		cand, steps, _, err := j.train(ctx, fd.train, j.labels(fd.trainLabels, r), r, start, f+1, rounds)
+		res.Steps += steps
+		if err != nil {
+			return res, err
+		}
+		j.progress(Progress{Phase: PhaseEvaluate, Round: f + 1, Rounds: rounds, Elapsed: time.Since(start)})
+		a, err := fd.evaluate(cand)
+		if err != nil {
+			return res, err
+		}
+		before, after = append(before, b), append(after, a)
+	}
+	res.Before, res.After = meanMetrics(before), meanMetrics(after)
+	dec := Decide(res.Before, res.After, j.opts.Tolerance)
+	res.Gain, res.Reason = dec.Gain, dec.Reason
+
+	var all [][]float32
+	var allLabels []int
+	for i, vs := range ppl.vecs {
+		for _, v := range vs {
+			all = append(all, v)
+			allLabels = append(allLabels, i)
+		}
+	}
+	cand, steps, loss, err := j.train(ctx, all, j.labels(allLabels, r), r, start, rounds, rounds)
+	res.Steps += steps
+	res.FinalLoss = loss
+	if err != nil {
+		return res, err
+	}
+	res.Head = cand
+	if err := ctx.Err(); err != nil {
+		return res, err // cancelled: commit nothing
+	}
+	if !dec.Activate && !j.opts.KeepRejected {
+		return finish(), nil
+	}
+	weights, err := cand.Marshal()
+	if err != nil {
+		return res, err
+	}
+	metrics := res.After.Map()
+	for k, v := range res.Before.Map() {
+		metrics["before_"+k] = v
+	}
+	hv := store.HeadVersion{Weights: weights, Metrics: metrics, Active: dec.Activate,
+		Note: fmt.Sprintf("on-device %s fine-tune on %d people, %d samples, from %s; guard (%d-fold over people): %s",
+			j.opts.Trainer.Loss, res.People, res.Samples, headName(currentID), len(folds), dec.Reason)}
+	if !dec.Activate {
+		hv.Note = "rejected: " + hv.Note
+	}
+	if err := j.st.Update(func(tx *store.Tx) error { return tx.SaveHead(&hv) }); err != nil {
+		return res, fmt.Errorf("store head: %w", err)
+	}
+	res.HeadID = hv.ID
+	if dec.Activate {
+		res.Activated = true
+		if j.g != nil {
+			if err := j.g.SetHead(cand); err != nil {
+				return res, fmt.Errorf("head %s stored and active, gallery re-projection failed: %w", hv.ID, err)
+			}
+		}
+	}
+	return finish(), nil
+}
+
+// labels returns the training labels, shuffled when ShuffleLabels asks for
+// a deliberately harmful update.
+func (j *Job) labels(l []int, r *rand.Rand) []int {
+	if !j.opts.ShuffleLabels {
+		return l
+	}
+	out := append([]int(nil), l...)
+	r.Shuffle(len(out), func(a, b int) { out[a], out[b] = out[b], out[a] })
+	return out
+}
+
+// meanMetrics averages the folds' metrics (counts are summed).
+func meanMetrics(ms []Metrics) Metrics {
+	var out Metrics
+	if len(ms) == 0 {
+		return out
+	}
+	n := float64(len(ms))
+	for _, m := range ms {
+		out.Top1 += m.Top1 / n
+		out.DIRAtFAR1 += m.DIRAtFAR1 / n
+		out.DIRAtFAR01 += m.DIRAtFAR01 / n
+		out.TARAtFAR1 += m.TARAtFAR1 / n
+		out.TARAtFAR01 += m.TARAtFAR01 / n
+		out.AUC += m.AUC / n
+		out.OpenSetAUC += m.OpenSetAUC / n
+		out.OpenSetDPrime += m.OpenSetDPrime / n
+		out.UnseenTARAtFAR1 += m.UnseenTARAtFAR1 / n
+		out.UnseenAUC += m.UnseenAUC / n
+		out.Probes += m.Probes
+		out.Strangers += m.Strangers
+		out.Impostors += m.Impostors
+	}
+	return out
+}
+
+func headName(id string) string {
+	if id == "" {
+		return "the identity head"
+	}
+	return "head " + id
+}
+
+// train fits a new head on the training samples.
+// round/rounds number the trainings of one job for the progress reports.
+func (j *Job) train(ctx context.Context, x [][]float32, labels []int, r *rand.Rand, start time.Time, round, rounds int) (*head.Head, int, float64, error) {
+	to := j.opts.Trainer
+	to.Unfreeze = false // the store holds raw embeddings only
+	tr, err := NewTrainer(nil, to)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer tr.Close()
+	epochs := j.opts.Epochs
+	var step int
+	var lastEpochLoss float64
+	for epoch := 0; epoch < epochs && step < j.opts.MaxSteps; epoch++ {
+		batches, err := j.epochBatches(x, labels, r)
+		if err != nil {
+			return nil, step, 0, err
+		}
+		stepsTotal := min(j.opts.MaxSteps, epochs*len(batches))
+		var sum float64
+		for _, b := range batches {
+			if err := ctx.Err(); err != nil {
+				return nil, step, 0, err
+			}
+			if step >= j.opts.MaxSteps {
+				break
+			}
+			res, err := tr.Step(b)
+			if err != nil {
+				return nil, step, 0, err
+			}
+			step++
+			sum += res.Loss
+			if step%10 == 0 || step == stepsTotal {
+				j.progress(Progress{Phase: PhaseTrain, Round: round, Rounds: rounds, Step: step, Steps: stepsTotal,
+					Epoch: epoch + 1, Epochs: epochs, Loss: res.Loss, Elapsed: time.Since(start)})
+			}
+		}
+		lastEpochLoss = sum / float64(max(1, len(batches)))
+	}
+	h, err := tr.Head()
+	return h, step, lastEpochLoss, err
+}
+
+// epochBatches builds one epoch of batches: balanced pairs (contrastive) or
+// P x K batches (triplet). Each batch carries only the rows it uses.
+func (j *Job) epochBatches(x [][]float32, labels []int, r *rand.Rand) ([]Batch, error) {
+	if j.opts.Trainer.Loss == LossTriplet {
+		groups, err := PKBatches(labels, j.opts.BatchPeople, j.opts.BatchPerPerson, r)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]Batch, len(groups))
+		for i, g := range groups {
+			for _, idx := range g {
+				out[i].X = append(out[i].X, x[idx]...)
+				out[i].Labels = append(out[i].Labels, int32(labels[idx]))
+			}
+		}
+		return out, nil
+	}
+	pairs, err := BuildPairs(labels, j.opts.Pairs, r)
+	if err != nil {
+		return nil, err
+	}
+	var out []Batch
+	for start := 0; start < len(pairs); start += j.opts.BatchPairs {
+		chunk := pairs[start:min(start+j.opts.BatchPairs, len(pairs))]
+		rows := map[int]int32{}
+		var b Batch
+		row := func(i int) int32 {
+			if k, ok := rows[i]; ok {
+				return k
+			}
+			k := int32(len(rows))
+			rows[i] = k
+			b.X = append(b.X, x[i]...)
+			return k
+		}
+		for _, p := range chunk {
+			b.A = append(b.A, row(p.A))
+			b.B = append(b.B, row(p.B))
+			b.Y = append(b.Y, p.Y)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
