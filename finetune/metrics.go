@@ -252,8 +252,8 @@ func auc(genuine, impostor []float64) float64 {
 	sort.Float64s(imp)
 	var sum float64
 	for _, g := range genuine {
-		lo := sort.SearchFloat64s(imp, g)                                            // impostors < g
-		hi := sort.Search(len(imp), func(i int) bool { return imp[i] > g })         // impostors <= g
+		lo := sort.SearchFloat64s(imp, g)                                   // impostors < g
+		hi := sort.Search(len(imp), func(i int) bool { return imp[i] > g }) // impostors <= g
 		sum += float64(len(imp)-hi) + 0.5*float64(hi-lo)
 	}
 	return sum / float64(len(genuine)*len(imp))
