@@ -84,6 +84,12 @@ func NewRecognitionMetrics(r *metrics.Registry) *RecognitionMetrics {
 	}
 }
 
+// Totals returns a camera's faces detected, faces embedded and tracks
+// started so far.
+func (m *RecognitionMetrics) Totals(camera string) (faces, embedded, tracks uint64) {
+	return uint64(m.faces.With(camera).Value()), uint64(m.embedded.With(camera).Value()), uint64(m.tracks.With(camera).Value())
+}
+
 // trackState is what the recognizer remembers of a track for labels and
 // feedback.
 type trackState struct {

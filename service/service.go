@@ -562,3 +562,11 @@ func replyError(err error) error {
 	}
 	return err
 }
+
+// SetFinetuner sets the fine-tune runner (the daemon starts it after the
+// service exists).
+func (s *Service) SetFinetuner(f Finetuner) {
+	s.mu.Lock()
+	s.o.Finetune = f
+	s.mu.Unlock()
+}

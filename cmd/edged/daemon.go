@@ -1,0 +1,360 @@
+package main
+
+// daemon.go builds the long-lived parts shared by `edged run`, `edged
+// replay` and `edged bench` from a configuration: store, gallery, unknown
+// identities, detector, embedder, enroller, service, and the per-camera
+// chains of the pipeline.
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/edged-dev/edged/capture"
+	"github.com/edged-dev/edged/config"
+	"github.com/edged-dev/edged/detect"
+	"github.com/edged-dev/edged/enroll"
+	"github.com/edged-dev/edged/face"
+	"github.com/edged-dev/edged/gallery"
+	"github.com/edged-dev/edged/infer"
+	"github.com/edged-dev/edged/internal/metrics"
+	"github.com/edged-dev/edged/mqtt"
+	"github.com/edged-dev/edged/pipeline"
+	"github.com/edged-dev/edged/service"
+	"github.com/edged-dev/edged/store"
+)
+
+// startupError marks an error after which restarting cannot help (bad
+// configuration, missing model, locked or corrupt store): exit status 3.
+type startupError struct{ err error }
+
+func (e startupError) Error() string { return e.err.Error() }
+func (e startupError) Unwrap() error { return e.err }
+
+func startup(err error) error {
+	if err == nil {
+		return nil
+	}
+	return startupError{err}
+}
+
+// exitCodeOf maps a command's error to its exit status.
+func exitCodeOf(err error) int {
+	var se startupError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errUsage):
+		return exitUsage
+	case errors.As(err, &se):
+		return exitStartup
+	}
+	return exitFailure
+}
+
+// coreOptions say how to open the core.
+type coreOptions struct {
+	dataDir  string
+	modelDir string
+	// readOnly opens the store without its writer lock (replay, bench):
+	// unknown identities then live in memory only.
+	readOnly bool
+	// detectWorkers is the detector's network pool size (one per camera
+	// that detects at once).
+	detectWorkers int
+}
+
+// core is everything but the pipeline and MQTT.
+type core struct {
+	cfg  config.Config
+	log  *slog.Logger
+	reg  *metrics.Registry
+	recm *pipeline.RecognitionMetrics
+
+	st  *store.Store
+	g   *gallery.Gallery
+	unk *gallery.Unknowns
+	det *detect.Detector
+	emb *infer.Embedder
+	en  *enroll.Enroller
+	svc *service.Service
+
+	readOnly    bool
+	memUnknowns *memoryUnknowns // read-only stores: unknown identities in memory
+
+	mu   sync.Mutex
+	recs map[string]*pipeline.Recognizer // running cameras' recognizers
+	pipe *pipeline.Pipeline
+}
+
+// openCore opens the store and loads the gallery and the models. Every
+// error is a startupError. On error, what was opened is closed.
+func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (c *core, err error) {
+	c = &core{cfg: cfg, log: log, reg: metrics.NewRegistry(), recs: map[string]*pipeline.Recognizer{}, readOnly: o.readOnly}
+	c.recm = pipeline.NewRecognitionMetrics(c.reg)
+	defer func() {
+		if err != nil {
+			c.close()
+			err = startup(err)
+		}
+	}()
+	key, err := store.LoadKey(cfg.Store.KeyFile, cfg.Store.Key)
+	if err != nil {
+		return nil, fmt.Errorf("store key: %w", err)
+	}
+	if o.readOnly {
+		if _, serr := os.Stat(o.dataDir); serr != nil {
+			return nil, fmt.Errorf("data directory %q: %w (enroll someone first: edged enroll --data %s ...)", o.dataDir, serr, o.dataDir)
+		}
+	}
+	c.st, err = store.Open(store.Options{Dir: o.dataDir, EncryptionKey: key, ReadOnly: o.readOnly,
+		GCInterval: cfg.Store.GCInterval, Logger: log.With("component", "store")})
+	if err != nil {
+		if o.readOnly {
+			return nil, fmt.Errorf("open store %s: %w (if edged runs on it, stop it or use a copy: edged backup)", o.dataDir, err)
+		}
+		return nil, fmt.Errorf("open store %s: %w", o.dataDir, err)
+	}
+	c.g = gallery.New(gallery.Options{Threshold: cfg.Recognition.Threshold, Margin: cfg.Recognition.Margin,
+		Logger: log.With("component", "gallery")})
+	if err := enroll.LoadGallery(c.st, c.g); err != nil {
+		return nil, err
+	}
+	c.unk = gallery.NewUnknowns(gallery.UnknownOptions{})
+	if err := enroll.LoadUnknowns(c.st, c.unk); err != nil {
+		return nil, err
+	}
+	if o.readOnly {
+		c.memUnknowns = &memoryUnknowns{u: c.unk}
+	}
+
+	minScore, minSize := cfg.Detect.ScoreThreshold, cfg.Detect.MinFaceSize
+	for _, cs := range cfg.EnabledCameras() {
+		minScore, minSize = min(minScore, cs.ScoreThreshold), min(minSize, cs.MinFaceSize)
+	}
+	dopts := detect.DefaultOptions(o.modelDir)
+	dopts.Backend = cfg.Detect.Backend
+	dopts.ScoreThreshold = float32(minScore)
+	dopts.NMSThreshold = float32(cfg.Detect.NMSThreshold)
+	dopts.MinFace = minSize
+	dopts.MaxFace = cfg.Detect.MaxFaceSize
+	dopts.Workers = max(1, o.detectWorkers)
+	dopts.Logger = log.With("component", "detect")
+	if c.det, err = detect.New(dopts); err != nil {
+		return nil, fmt.Errorf("face detector: %w", err)
+	}
+	eopts := infer.DefaultOptions()
+	eopts.MaxBatch = cfg.Pipeline.EmbedBatch
+	eopts.BatchWait = cfg.Pipeline.EmbedWait
+	if eopts.BatchWait == 0 {
+		eopts.BatchWait = -1 // config 0: do not wait
+	}
+	eopts.Logger = log.With("component", "infer")
+	if c.emb, err = infer.NewEmbedder(o.modelDir, eopts); err != nil {
+		return nil, fmt.Errorf("embedding network: %w", err)
+	}
+	c.en = enroll.New(c.st, c.g, c.det, c.emb, enroll.Options{
+		KeepChips: cfg.Store.SaveChips,
+		Events:    func(r enroll.Result) []store.OutboxEvent { return c.svc.EnrollEvents(r) },
+		Logger:    log.With("component", "enroll"),
+	})
+	svcOpts := service.Options{Device: cfg.Device, Version: version, Store: c.st, Gallery: c.g, Enroller: c.en,
+		Cameras: c, Logger: log}
+	if cfg.UnknownClustersEnabled() && !o.readOnly {
+		svcOpts.Unknowns = c.unk
+	}
+	if c.svc, err = service.New(svcOpts); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// close releases everything openCore opened, in reverse order.
+func (c *core) close() {
+	if c.emb != nil {
+		if err := c.emb.Close(); err != nil && !errors.Is(err, infer.ErrClosed) {
+			c.log.Error("closing the embedder", "err", err)
+		}
+	}
+	if c.det != nil {
+		_ = c.det.Close()
+	}
+	if c.st != nil {
+		if err := c.st.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
+			c.log.Error("closing the store", "err", err)
+		}
+	}
+}
+
+// CameraStats implements service.Cameras.
+func (c *core) CameraStats() []pipeline.CameraStats {
+	c.mu.Lock()
+	p := c.pipe
+	c.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return p.Stats()
+}
+
+// TrackEmbeddings implements service.Cameras.
+func (c *core) TrackEmbeddings(camera string, track uint64) ([][]float32, bool) {
+	c.mu.Lock()
+	r := c.recs[camera]
+	c.mu.Unlock()
+	if r == nil {
+		return nil, false
+	}
+	return r.TrackEmbeddings(track)
+}
+
+// embedder adapts infer.Embedder for the pipeline: a closed embedder
+// stops the camera (fatal) instead of failing frame after frame.
+type embedder struct{ e *infer.Embedder }
+
+func (e embedder) Embed(chips []face.Chip) ([]face.Embedding, error) {
+	out, err := e.e.Embed(chips)
+	if errors.Is(err, infer.ErrClosed) {
+		return nil, pipeline.Fatal(err)
+	}
+	return out, err
+}
+
+// memoryUnknowns clusters unknown faces without storing them (a replay on
+// a read-only store): numbers count from the store's highest one.
+type memoryUnknowns struct {
+	mu   sync.Mutex
+	u    *gallery.Unknowns
+	next uint64
+}
+
+func (m *memoryUnknowns) AssignUnknown(camera string, faces []gallery.TrackFace) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.next == 0 {
+		m.next = 1
+		for _, id := range m.u.List() {
+			m.next = max(m.next, id.Number+1)
+		}
+	}
+	ufs := make([]gallery.UnknownFace, len(faces))
+	for i, f := range faces {
+		ufs[i] = gallery.UnknownFace{Embedding: f.Embedding, Quality: f.Quality, Time: f.Time, Camera: camera}
+	}
+	id, _, ok, err := m.u.Observe(ufs, func() (uint64, error) { n := m.next; m.next++; return n, nil })
+	if err != nil || !ok {
+		return "", err
+	}
+	return id.ID, nil
+}
+
+// cameraMode says how a camera's frames are taken.
+type cameraMode struct {
+	fast       bool   // files as fast as the pipeline goes (replay, bench)
+	mediaClock bool   // event times are media times (replay)
+	source     string // put into events (replay)
+}
+
+// newCamera opens a camera's capture and builds its chain: capture ->
+// detect -> recognize (-> outputs). onEvent receives the capture's
+// outages as MQTT payloads.
+func (c *core) newCamera(cs config.CameraSettings, mode cameraMode, outputs []pipeline.FrameOutput, onEvent func(pipeline.Event)) (pipeline.Camera, *pipeline.Recognizer, error) {
+	copts := capture.Options{Width: cs.Width, Height: cs.Height, FPS: cs.FPS, Loop: cs.Loop,
+		Logger: c.log.With("component", "capture", "camera", cs.Name)}
+	if mode.fast {
+		copts.Mode = capture.ModeFast
+	}
+	if onEvent != nil {
+		copts.OnEvent = func(e capture.Event) {
+			if p, ok := cameraPayload(cs.Name, e); ok {
+				for _, pl := range p {
+					onEvent(pipeline.Event{Camera: cs.Name, Payload: pl})
+				}
+			}
+		}
+	}
+	src, err := capture.Open(cs.URL, copts)
+	if err != nil {
+		return pipeline.Camera{}, nil, fmt.Errorf("camera %s: %w", cs.Name, err)
+	}
+	threshold := cs.Threshold
+	if threshold == c.cfg.Recognition.Threshold {
+		threshold = 0 // the gallery applies the global one
+	}
+	r := c.cfg.Recognition
+	ropts := pipeline.RecognizerOptions{
+		Camera: cs.Name, Gallery: c.g, Embedder: embedder{c.emb},
+		Tracker: gallery.TrackerOptions{MinQuality: float32(cs.MinQuality), Decide: r.Decide, MaxEmbeds: r.MaxEmbeds,
+			Recheck: r.Recheck, Timeout: r.TrackTimeout,
+			// A face this far from a track's faces starts a new track even in
+			// the same place (someone else stepped in). The tracker's default
+			// (0.6) is above the mean distance between two strangers (~0.53),
+			// so a stranger replacing a known person kept the known track;
+			// 0.45 is above same-person distances to a track's mean (~0.3).
+			OtherFace: 0.45},
+		Threshold: threshold, Margin: r.Margin,
+		MediaClock: mode.mediaClock, Source: mode.source,
+		Model: c.g.ProjectorID, Metrics: c.recm,
+	}
+	if c.cfg.UnknownClustersEnabled() {
+		if c.memUnknowns != nil {
+			ropts.Unknowns = c.memUnknowns
+		} else {
+			ropts.Unknowns = c.svc
+		}
+	}
+	if !c.readOnly {
+		ropts.Tap = c.svc.FaceTap
+	}
+	rec, err := pipeline.NewRecognizer(ropts)
+	if err != nil {
+		_ = src.Close()
+		return pipeline.Camera{}, nil, err
+	}
+	cam := pipeline.Camera{
+		Name:   cs.Name,
+		Source: &captureSource{src: src},
+		Processors: []pipeline.Processor{
+			&detectStage{det: c.det, minScore: float32(cs.ScoreThreshold), minSize: cs.MinFaceSize},
+			rec,
+		},
+		Outputs:  outputs,
+		MaxFPS:   cs.FPS,
+		Lossless: mode.fast,
+	}
+	return cam, rec, nil
+}
+
+// urlPattern finds URLs (which may carry credentials) in error texts.
+var urlPattern = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://\S+`)
+
+// cameraPayload turns a capture event into the MQTT events: the camera
+// event and the camera's retained state. Reasons never carry URLs.
+func cameraPayload(camera string, e capture.Event) ([]mqtt.Payload, bool) {
+	at := mqtt.At(e.Time)
+	if e.Time.IsZero() {
+		at = mqtt.At(time.Now())
+	}
+	var state, reason string
+	switch e.Kind {
+	case capture.EventDown:
+		state = mqtt.CameraDown
+		if e.Err != nil {
+			reason = urlPattern.ReplaceAllString(e.Err.Error(), "<url>")
+		}
+	case capture.EventUp:
+		state = mqtt.CameraUp
+	case capture.EventEnd:
+		state, reason = mqtt.CameraDown, "end of file"
+	default:
+		return nil, false
+	}
+	return []mqtt.Payload{
+		mqtt.Camera{Camera: camera, State: state, Reason: reason, Time: at},
+		mqtt.CameraState{Camera: camera, Status: state, Time: at},
+	}, true
+}

@@ -1,0 +1,139 @@
+package main
+
+// Configuration and logging for the daemon commands (run, replay, bench).
+
+import (
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/edged-dev/edged/config"
+)
+
+// cameraFlags collects repeated --camera NAME=URL flags.
+type cameraFlags []config.Camera
+
+func (c *cameraFlags) String() string {
+	var s []string
+	for _, cam := range *c {
+		s = append(s, cam.Name+"="+cam.URL)
+	}
+	return strings.Join(s, ",")
+}
+
+func (c *cameraFlags) Set(v string) error {
+	cam, err := config.ParseCameraFlag(v)
+	if err != nil {
+		return err
+	}
+	*c = append(*c, cam)
+	return nil
+}
+
+// configFlags are the flags that override the file.
+type configFlags struct {
+	file    string
+	broker  string
+	device  string
+	data    string
+	http    string
+	cameras cameraFlags
+}
+
+// load reads the file (when given) over the defaults, applies the flags and
+// the environment, fills derived defaults and validates. Errors are
+// startup errors (exit status 3).
+func (f *configFlags) load() (config.Config, string, error) {
+	cfg := config.Default()
+	if f.file != "" {
+		var err error
+		if cfg, err = config.ParseFile(f.file); err != nil {
+			return cfg, "", startup(err)
+		}
+	}
+	if f.broker != "" {
+		if f.broker == "embedded" {
+			cfg.MQTT.Broker = ""
+		} else {
+			cfg.MQTT.Broker = f.broker
+		}
+	}
+	if f.device != "" {
+		cfg.Device = f.device
+	}
+	if f.http != "" {
+		cfg.HTTP.Addr = f.http
+	}
+	if len(f.cameras) > 0 {
+		cfg.Cameras = append([]config.Camera(nil), f.cameras...)
+	}
+	cfg.ApplyEnv(os.Getenv)
+	cfg.Finish()
+	if err := cfg.Validate(); err != nil {
+		if ve, ok := err.(*config.ValidationError); ok {
+			ve.File = f.file
+		}
+		return cfg, "", startup(err)
+	}
+	dataDir := resolveDataDir(f.data, cfg.DataDir)
+	return cfg, dataDir, nil
+}
+
+// modelDir is the configured model directory or the default one.
+func modelDirOf(cfg config.Config) string {
+	if cfg.ModelDir != "" {
+		return cfg.ModelDir
+	}
+	return defaultModelDir()
+}
+
+// daemonLogger builds the logger from log.level and log.format; the level
+// can change on reload. --debug forces debug.
+func daemonLogger(l config.Log, debug bool) (*slog.Logger, *slog.LevelVar) {
+	lv := new(slog.LevelVar)
+	lv.Set(parseLevel(l.Level))
+	if debug {
+		lv.Set(slog.LevelDebug)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	jsonOut := l.Format == "json" ||
+		(l.Format == "auto" && !isTerminal(os.Stderr) && os.Getenv("JOURNAL_STREAM") != "")
+	if jsonOut {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), lv
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts)), lv
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// restartKeys lists the top-level sections that differ between two
+// configurations and cannot change without a restart.
+func restartKeys(old, cur config.Config) []string {
+	var keys []string
+	add := func(changed bool, key string) {
+		if changed {
+			keys = append(keys, key)
+		}
+	}
+	add(old.Device != cur.Device, "device")
+	add(old.DataDir != cur.DataDir, "data_dir")
+	add(old.ModelDir != cur.ModelDir, "model_dir")
+	add(old.HTTP != cur.HTTP, "http")
+	mo, mc := old.MQTT, cur.MQTT
+	mo.Discovery, mc.Discovery = nil, nil
+	add(mo != mc || old.DiscoveryEnabled() != cur.DiscoveryEnabled(), "mqtt")
+	add(old.Store != cur.Store, "store")
+	add(old.Pipeline != cur.Pipeline, "pipeline")
+	add(old.Detect.Backend != cur.Detect.Backend || old.Detect.NMSThreshold != cur.Detect.NMSThreshold ||
+		old.Detect.MaxFaceSize != cur.Detect.MaxFaceSize, "detect.backend/nms_threshold/max_face_size")
+	add(old.Recognition.Threshold != cur.Recognition.Threshold || old.Recognition.Margin != cur.Recognition.Margin,
+		"recognition.threshold/margin")
+	add(old.FinetuneEnabled() != cur.FinetuneEnabled() || old.Finetune.Debounce != cur.Finetune.Debounce, "finetune")
+	return keys
+}
