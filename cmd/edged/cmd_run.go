@@ -208,7 +208,7 @@ func (d *daemon) startMQTT() error {
 		CAFile: cfg.MQTT.CAFile, CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile,
 		Prefix: cfg.MQTT.TopicPrefix, Device: cfg.Device, KeepAlive: cfg.MQTT.KeepAlive,
 		HomeAssistant: mqtt.HomeAssistantOptions{Disabled: !cfg.DiscoveryEnabled(), Prefix: cfg.MQTT.DiscoveryPrefix, Cameras: names},
-		Version: version, Logger: d.log,
+		Version:       version, Logger: d.log,
 	}
 	if d.broker != nil {
 		opts.Broker = d.broker.URL()
