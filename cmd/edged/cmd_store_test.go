@@ -68,10 +68,14 @@ func TestStoreCLIPeopleBackupRestore(t *testing.T) {
 	if code != exitOK || err != nil || !strings.Contains(out, "Alice") || !strings.Contains(out, "Alice.jpg") {
 		t.Fatalf("people show: %d %v %s", code, err, out)
 	}
-	if code, err, _ := storeCLIRun(t, func() (int, error) { return runPeople(t.Context(), []string{"rename", "Bob", "Robert", "--data", data}) }); code != exitOK || err != nil {
+	if code, err, _ := storeCLIRun(t, func() (int, error) {
+		return runPeople(t.Context(), []string{"rename", "Bob", "Robert", "--data", data})
+	}); code != exitOK || err != nil {
 		t.Fatalf("rename: %d %v", code, err)
 	}
-	if code, err, _ := storeCLIRun(t, func() (int, error) { return runPeople(t.Context(), []string{"rename", "Robert", "alice", "--data", data}) }); code != exitFailure || !errors.Is(err, store.ErrNameTaken) {
+	if code, err, _ := storeCLIRun(t, func() (int, error) {
+		return runPeople(t.Context(), []string{"rename", "Robert", "alice", "--data", data})
+	}); code != exitFailure || !errors.Is(err, store.ErrNameTaken) {
 		t.Fatalf("rename onto a taken name: %d %v", code, err)
 	}
 	backup := filepath.Join(tmp, "edged.bak")
@@ -135,23 +139,31 @@ func TestStoreCLIEncryptionKey(t *testing.T) {
 	key, _ := store.LoadKey(keyFile, "")
 	storeCLISeed(t, data, key)
 	t.Setenv(store.KeyEnv, "")
-	if code, err, _ := storeCLIRun(t, func() (int, error) { return runPeople(t.Context(), []string{"list", "--data", data, "--key-file", keyFile}) }); code != exitOK || err != nil {
+	if code, err, _ := storeCLIRun(t, func() (int, error) {
+		return runPeople(t.Context(), []string{"list", "--data", data, "--key-file", keyFile})
+	}); code != exitOK || err != nil {
 		t.Fatalf("with key file: %d %v", code, err)
 	}
 	if code, err, _ := storeCLIRun(t, func() (int, error) { return runPeople(t.Context(), []string{"list", "--data", data}) }); code != exitStartup || !errors.Is(err, store.ErrWrongKey) {
 		t.Fatalf("without key: %d %v", code, err)
 	}
 	t.Setenv(store.KeyEnv, strings.Repeat("cd", 32))
-	if code, err, _ := storeCLIRun(t, func() (int, error) { return runPeople(t.Context(), []string{"list", "--data", data, "--key-file", keyFile}) }); code != exitStartup || !errors.Is(err, store.ErrWrongKey) {
+	if code, err, _ := storeCLIRun(t, func() (int, error) {
+		return runPeople(t.Context(), []string{"list", "--data", data, "--key-file", keyFile})
+	}); code != exitStartup || !errors.Is(err, store.ErrWrongKey) {
 		t.Fatalf("wrong key in the environment (it overrides the file): %d %v", code, err)
 	}
 	// An encrypted backup needs the key to restore.
 	t.Setenv(store.KeyEnv, "")
 	backup := filepath.Join(tmp, "b")
-	if code, err, out := storeCLIRun(t, func() (int, error) { return runBackup(t.Context(), []string{"--data", data, "--key-file", keyFile, backup}) }); code != exitOK || !strings.Contains(out, "encrypted") {
+	if code, err, out := storeCLIRun(t, func() (int, error) {
+		return runBackup(t.Context(), []string{"--data", data, "--key-file", keyFile, backup})
+	}); code != exitOK || !strings.Contains(out, "encrypted") {
 		t.Fatalf("backup: %d %v %s", code, err, out)
 	}
-	if code, err, _ := storeCLIRun(t, func() (int, error) { return runRestore(t.Context(), []string{backup, "--data", filepath.Join(tmp, "r")}) }); code != exitFailure || !errors.Is(err, store.ErrWrongKey) {
+	if code, err, _ := storeCLIRun(t, func() (int, error) {
+		return runRestore(t.Context(), []string{backup, "--data", filepath.Join(tmp, "r")})
+	}); code != exitFailure || !errors.Is(err, store.ErrWrongKey) {
 		t.Fatalf("restore without key: %d %v", code, err)
 	}
 }
