@@ -235,11 +235,13 @@ func (g *Gallery) Load(people []Person) error {
 func (g *Gallery) Upsert(p Person) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	saved := g.rawDim
 	if len(g.people) == 0 || (len(g.people) == 1 && g.people[p.ID] != nil) {
-		g.rawDim = 0
+		g.rawDim = 0 // the only person is replaced: any dimension goes
 	}
 	ps, err := g.prepare(p)
 	if err != nil {
+		g.rawDim = saved
 		return err
 	}
 	g.people[p.ID] = ps
