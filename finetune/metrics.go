@@ -92,9 +92,9 @@ func Decide(before, after Metrics, tolerance float64) Decision {
 	for _, g := range guardedMetrics {
 		delta := g.get(after) - g.get(before)
 		d.Gain[g.name] = delta
-		changes = append(changes, fmt.Sprintf("%s %+.3f", g.name, delta))
+		changes = append(changes, fmt.Sprintf("%s %+.4f", g.name, delta))
 		if delta < -tolerance {
-			worse = append(worse, fmt.Sprintf("%s %.3f -> %.3f", g.name, g.get(before), g.get(after)))
+			worse = append(worse, fmt.Sprintf("%s %.4f -> %.4f", g.name, g.get(before), g.get(after)))
 		}
 	}
 	if len(worse) > 0 {
