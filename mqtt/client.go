@@ -75,13 +75,20 @@ type StatsSnapshot struct {
 	Connected                                                 bool
 }
 
-// session is one broker connection; lost is closed when it ends.
+// session is one broker connection; lost is closed when it ends, ready
+// when the subscriptions are in place.
 type session struct {
-	lost chan struct{}
-	once sync.Once
+	lost      chan struct{}
+	once      sync.Once
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
-func newSession() *session { return &session{lost: make(chan struct{})} }
+func newSession() *session {
+	return &session{lost: make(chan struct{}), ready: make(chan struct{})}
+}
+
+func (s *session) markReady() { s.readyOnce.Do(func() { close(s.ready) }) }
 
 func (s *session) end() { s.once.Do(func() { close(s.lost) }) }
 
@@ -175,6 +182,19 @@ func (c *Client) Stats() StatsSnapshot {
 // Connected reports whether the client is connected to the broker now.
 func (c *Client) Connected() bool { return c.pc.IsConnectionOpen() }
 
+// ready: connected, and this connection's subscriptions are done.
+func (c *Client) ready() bool {
+	if !c.Connected() {
+		return false
+	}
+	select {
+	case <-c.currentSession().ready:
+		return true
+	default:
+		return false
+	}
+}
+
 // Start begins connecting, publishing and serving commands in the
 // background.
 func (c *Client) Start() error {
@@ -193,11 +213,12 @@ func (c *Client) Start() error {
 	return nil
 }
 
-// WaitConnected blocks until the client is connected or ctx ends.
+// WaitConnected blocks until the client is connected and subscribed to
+// commands, or ctx ends.
 func (c *Client) WaitConnected(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	for !c.Connected() {
+	for !c.ready() {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
@@ -390,6 +411,7 @@ func (c *Client) onConnect(pc paho.Client) {
 			return
 		}
 	}
+	sess.markReady()
 	if !wait("publish availability", pc.Publish(c.topics.Availability(), 1, true, Online)) {
 		return
 	}

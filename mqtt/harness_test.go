@@ -95,6 +95,12 @@ log_type information
 	}
 	m.Start()
 	t.Cleanup(m.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(m.dir, "mosquitto.log"))
+			t.Logf("mosquitto log:\n%s", log)
+		}
+	})
 	return m
 }
 
