@@ -44,7 +44,8 @@ type Calibration struct {
 // priorGenuineMean(k) +- priorGenuineSD(k).
 const (
 	priorImpostorSD = 0.058
-	// priorWeight is how many measured points count as much as the prior.
+	// priorWeight is how many measured people (or points, for the
+	// same-person distances) count as much as the prior.
 	priorWeight = 20
 	// minFitPeople: below this, leave-one-out distances (to N-1 people)
 	// say too little about N and only the prior is used.
@@ -81,7 +82,9 @@ func calibrate(opts Options, people int, k float64, stranger, genuine []float64)
 	t := priorT
 	if people >= minFitPeople && len(stranger) >= 2 {
 		m, s := meanSD(stranger)
-		w := float64(len(stranger)) / float64(len(stranger)+priorWeight)
+		// The samples of one person are alike, so the evidence grows with
+		// the number of people measured, not of samples.
+		w := float64(min(people, len(stranger))) / float64(min(people, len(stranger))+priorWeight)
 		c.StrangerMean = w*m + (1-w)*c.StrangerMean
 		c.StrangerSD = w*s + (1-w)*c.StrangerSD
 		t = w*(m+s*normQuantile(opts.TargetFAR)) + (1-w)*priorT
