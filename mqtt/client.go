@@ -56,11 +56,11 @@ type Client struct {
 	recent   map[string]*recentCall // command+id -> reply, for redelivered (DUP) commands
 	order    []string
 
-	stats Stats
+	stats counters
 }
 
-// Stats are counters since New (read with Client.Stats).
-type Stats struct {
+// counters since New (read with Client.Stats).
+type counters struct {
 	Published   atomic.Uint64 // events acknowledged by the broker and acked in the outbox
 	Dropped     atomic.Uint64 // events dropped because they can never be published (invalid topic, too large)
 	Connects    atomic.Uint64 // successful connections
@@ -69,10 +69,15 @@ type Stats struct {
 	ReplyErrors atomic.Uint64 // replies that could not be published
 }
 
-// StatsSnapshot is a copy of the counters.
+// StatsSnapshot is a copy of the client's counters since New, for metrics.
 type StatsSnapshot struct {
-	Published, Dropped, Connects, Commands, Busy, ReplyErrors uint64
-	Connected                                                 bool
+	Published   uint64 // events acknowledged by the broker (and acked in the outbox)
+	Dropped     uint64 // events dropped because they can never be published (invalid topic, too large)
+	Connects    uint64 // successful connections
+	Commands    uint64 // command messages received
+	Busy        uint64 // commands answered "busy"
+	ReplyErrors uint64 // replies that could not be published
+	Connected   bool   // connected now
 }
 
 // session is one broker connection; lost is closed when it ends, ready
@@ -213,8 +218,8 @@ func (c *Client) Start() error {
 	return nil
 }
 
-// WaitConnected blocks until the client is connected and subscribed to
-// commands, or ctx ends.
+// WaitConnected blocks until the client is connected, subscribed to
+// commands and has announced "online", or ctx ends.
 func (c *Client) WaitConnected(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
@@ -317,7 +322,29 @@ func (c *Client) run() {
 		c.sess = sess
 		c.sessMu.Unlock()
 		tok := c.pc.Connect()
-		ok := tok.WaitTimeout(c.opts.ConnectTimeout + time.Second)
+		ok := true
+		select {
+		case <-tok.Done():
+		case <-time.After(c.opts.ConnectTimeout + time.Second):
+			ok = false
+		case <-c.closing:
+			// Close does not wait for a slow connect; a connection that
+			// completes anyway says "offline" (after its "online") and
+			// closes.
+			go func() {
+				if !tok.WaitTimeout(c.opts.ConnectTimeout+time.Second) || tok.Error() != nil {
+					return
+				}
+				select {
+				case <-sess.ready:
+				case <-sess.lost:
+				case <-time.After(c.opts.PublishTimeout):
+				}
+				c.pc.Publish(c.topics.Availability(), 1, true, Offline).WaitTimeout(2 * time.Second)
+				c.pc.Disconnect(250)
+			}()
+			return
+		}
 		if !ok || tok.Error() != nil {
 			err := tok.Error()
 			if !ok {
@@ -411,10 +438,10 @@ func (c *Client) onConnect(pc paho.Client) {
 			return
 		}
 	}
-	sess.markReady()
 	if !wait("publish availability", pc.Publish(c.topics.Availability(), 1, true, Online)) {
 		return
 	}
+	sess.markReady()
 	c.publishDiscovery()
 }
 
