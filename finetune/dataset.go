@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/edged-dev/edged/enroll"
 	"github.com/edged-dev/edged/face"
 )
 
@@ -61,22 +62,6 @@ func ScanFolders(dir string, minImages int) ([]Image, error) {
 	return out, nil
 }
 
-// PickFace chooses the subject of a dataset photo among the detected faces:
-// the largest face whose box contains the image centre (LFW and most
-// datasets centre the subject), else the largest face. -1 when none.
-func PickFace(faces []face.Face, width, height int) int {
-	best, bestArea, centred := -1, 0, false
-	cx, cy := width/2, height/2
-	for i, f := range faces {
-		area := f.Box.Dx() * f.Box.Dy()
-		in := image.Pt(cx, cy).In(f.Box)
-		if best < 0 || (in && !centred) || (in == centred && area > bestArea) {
-			best, bestArea, centred = i, area, in
-		}
-	}
-	return best
-}
-
 // Example is one embedded dataset image (or why it could not be used).
 type Example struct {
 	Person  string
@@ -115,7 +100,7 @@ type EmbedOptions struct {
 	Batch int
 }
 
-// EmbedImages detects the subject of every image (PickFace), embeds it
+// EmbedImages detects the subject of every image (enroll.MainFace), embeds it
 // (and extracts features) and returns one Example per image in order;
 // images without a usable face carry Err. Cached results are reused and
 // new ones saved every few hundred images, so an interrupted run resumes.
@@ -219,7 +204,8 @@ func detectSubject(path string, detect func(string) ([]face.Face, error)) (face.
 	if err != nil {
 		return face.Chip{}, false, err
 	}
-	k := PickFace(faces, cfg.Width, cfg.Height)
+	// The same choice as `edged enroll` and `edged eval fewshot`.
+	k, _ := enroll.MainFace(faces, cfg.Width, cfg.Height, 1)
 	if k < 0 {
 		return face.Chip{}, false, errors.New("no face found")
 	}

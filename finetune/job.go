@@ -392,7 +392,7 @@ func (fd *fold) evaluate(h *head.Head) (Metrics, error) {
 	}
 	templates := make([][]float32, len(groups))
 	for i, g := range groups {
-		templates[i] = meanTemplate(g)
+		templates[i] = MeanTemplate(g)
 	}
 	project := func(vs [][]float32) [][]float32 {
 		out := make([][]float32, len(vs))

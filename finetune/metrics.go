@@ -77,7 +77,7 @@ var guardedMetrics = []struct {
 type Decision struct {
 	Activate bool
 	// Reason says why, with the changes of every guarded metric, e.g.
-	// "not worse on the guard's held-out people and samples: dir_at_far_0.01 +0.050, ...".
+	// "not worse on held-out data: dir_at_far_0.01 +0.0500, ...".
 	Reason string
 	// Gain is the change of each guarded metric (after - before).
 	Gain map[string]float64
@@ -99,10 +99,10 @@ func Decide(before, after Metrics, tolerance float64) Decision {
 	}
 	if len(worse) > 0 {
 		d.Activate = false
-		d.Reason = "worse on the guard's held-out people and samples: " + join(worse)
+		d.Reason = "worse on held-out data: " + join(worse)
 		return d
 	}
-	d.Reason = "not worse on the guard's held-out people and samples: " + join(changes)
+	d.Reason = "not worse on held-out data: " + join(changes)
 	return d
 }
 
@@ -268,8 +268,9 @@ func euclid(a, b []float32) float64 {
 	return math.Sqrt(s)
 }
 
-// meanTemplate returns the L2-normalised mean of unit vectors.
-func meanTemplate(vs [][]float32) []float32 {
+// MeanTemplate returns the L2-normalised mean of unit vectors (a person's
+// template in the guard's evaluation).
+func MeanTemplate(vs [][]float32) []float32 {
 	if len(vs) == 0 {
 		return nil
 	}
