@@ -167,7 +167,10 @@ type CameraSettings struct {
 // Default returns the configuration with every default filled in and no
 // camera.
 func Default() Config {
-	t := true
+	// Each pointer gets its own bool: the YAML decoder writes through an
+	// existing pointer, so a shared one would turn every default off when
+	// the file turns one off.
+	yes := func() *bool { t := true; return &t }
 	return Config{
 		Log:  Log{Level: "info", Format: "auto"},
 		HTTP: HTTP{Addr: "127.0.0.1:9108"},
@@ -175,7 +178,7 @@ func Default() Config {
 			Listen:          "127.0.0.1:1883",
 			TopicPrefix:     "edged",
 			KeepAlive:       30 * time.Second,
-			Discovery:       &t,
+			Discovery:       yes(),
 			DiscoveryPrefix: "homeassistant",
 			MaxPayload:      16 << 20,
 		},
@@ -187,10 +190,10 @@ func Default() Config {
 			MaxEmbeds:       10,
 			Recheck:         2 * time.Second,
 			TrackTimeout:    2 * time.Second,
-			UnknownClusters: &t,
+			UnknownClusters: yes(),
 		},
 		Pipeline: Pipeline{FaceQueue: 4, EventQueue: 256, EmbedBatch: 16, EmbedWait: 5 * time.Millisecond},
-		Finetune: Finetune{Enabled: &t, Debounce: 30 * time.Second},
+		Finetune: Finetune{Enabled: yes(), Debounce: 30 * time.Second},
 	}
 }
 

@@ -294,6 +294,29 @@ func TestDurationsAndPointers(t *testing.T) {
 	}
 }
 
+// Turning one default-true switch off leaves the others on (the defaults
+// must not share a pointer the decoder writes through).
+func TestDefaultSwitchesAreIndependent(t *testing.T) {
+	for _, in := range []string{"finetune: {enabled: false}\n", "mqtt: {discovery: false}\n", "recognition: {unknown_clusters: false}\n"} {
+		cfg, err := Parse([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		on := 0
+		for _, b := range []bool{cfg.FinetuneEnabled(), cfg.DiscoveryEnabled(), cfg.UnknownClustersEnabled()} {
+			if b {
+				on++
+			}
+		}
+		if on != 2 {
+			t.Errorf("%q: %d of 3 switches on, want 2", in, on)
+		}
+		if d := Default(); !d.FinetuneEnabled() || !d.DiscoveryEnabled() || !d.UnknownClustersEnabled() {
+			t.Fatalf("Default() changed by parsing %q", in)
+		}
+	}
+}
+
 func TestSanitizeID(t *testing.T) {
 	for in, want := range map[string]string{"Pi-Kitchen.local": "pi-kitchen-local", "--x--": "x", "": ""} {
 		if got := SanitizeID(in); got != want {

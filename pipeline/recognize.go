@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"log/slog"
 	"math"
 	"sync"
 	"time"
@@ -63,6 +64,8 @@ type RecognizerOptions struct {
 	Tap func(camera string) FaceTap
 	// Metrics shared by the cameras; nil: private series.
 	Metrics *RecognitionMetrics
+	// Logger, default: discard.
+	Logger *slog.Logger
 }
 
 // RecognitionMetrics are the recognition series shared by every camera.
@@ -145,6 +148,9 @@ func NewRecognizer(o RecognizerOptions) (*Recognizer, error) {
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewRecognitionMetrics(metrics.NewRegistry())
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	m, c := o.Metrics, o.Camera
 	return &Recognizer{
@@ -324,9 +330,11 @@ func (r *Recognizer) publishRecognized(d gallery.Decision, acc Accumulator) {
 func (r *Recognizer) publishUnknown(d gallery.Decision, st *trackState, acc Accumulator) {
 	r.unknown.Inc()
 	if r.o.Unknowns != nil && st.unknownID == "" {
-		if id, err := r.o.Unknowns.AssignUnknown(r.o.Camera, d.Faces); err == nil {
-			st.unknownID = id
+		id, err := r.o.Unknowns.AssignUnknown(r.o.Camera, d.Faces)
+		if err != nil {
+			r.o.Logger.Warn("unknown face not clustered", "camera", r.o.Camera, "track", d.Track, "err", err)
 		}
+		st.unknownID = id
 	}
 	m := d.Match
 	dist := m.Distance

@@ -298,7 +298,7 @@ func (c *core) newCamera(cs config.CameraSettings, mode cameraMode, outputs []pi
 			OtherFace: 0.45},
 		Threshold: threshold, Margin: r.Margin,
 		MediaClock: mode.mediaClock, Source: mode.source,
-		Model: c.g.ProjectorID, Metrics: c.recm,
+		Model: c.g.ProjectorID, Metrics: c.recm, Logger: c.log.With("camera", cs.Name),
 	}
 	if c.cfg.UnknownClustersEnabled() {
 		if c.memUnknowns != nil {

@@ -169,7 +169,7 @@ func (a *annotator) open(w, h int) error {
 
 var (
 	colKnown   = color.RGBA{40, 200, 40, 0}
-	colUnknown = color.RGBA{40, 40, 230, 0}
+	colUnknown = color.RGBA{230, 40, 40, 0}
 	colPending = color.RGBA{200, 200, 200, 0}
 )
 
