@@ -96,7 +96,7 @@ func TestModelCommands(t *testing.T) {
 		wantErr    error // nil: success
 	}{
 		{[]string{"activate", a}, a, nil},
-		{[]string{"rollback"}, "", nil},              // nothing older than a: back to the frozen network
+		{[]string{"rollback"}, "", nil},               // nothing older than a: back to the frozen network
 		{[]string{"rollback"}, "", errors.New("any")}, // nothing active
 		{[]string{"activate", rej}, rej, nil},
 		{[]string{"rollback"}, b, nil}, // from the rejected one to the newest older usable version
