@@ -121,7 +121,6 @@ func subscribe(t *testing.T, url, user, pass, filter string) *subscriber {
 	return s
 }
 
-
 // waitFor waits until match returns true for some message, or fails.
 func (s *subscriber) waitFor(t *testing.T, what string, d time.Duration, match func(received) bool) received {
 	t.Helper()
