@@ -24,28 +24,36 @@ func newTestStore(t testing.TB) *store.Store {
 	return st
 }
 
-// fillStore enrolls synthetic people (see synthPeople) in st.
+// fillStore enrolls synthetic people (see synthPeople) in st, one
+// transaction per person (as enrollments are).
 func fillStore(t testing.TB, st *store.Store, x [][]float32, labels []int) {
 	t.Helper()
 	ids := map[int]string{}
-	err := st.Update(func(tx *store.Tx) error {
-		for i, v := range x {
+	for i := 0; i < len(x); {
+		j := i
+		for j < len(x) && labels[j] == labels[i] {
+			j++
+		}
+		err := st.Update(func(tx *store.Tx) error {
 			id, ok := ids[labels[i]]
 			if !ok {
-				p := store.Person{Name: fmt.Sprintf("person %03d", labels[i])}
+				p := store.Person{Name: fmt.Sprintf("person %04d", labels[i])}
 				if err := tx.PutPerson(&p); err != nil {
 					return err
 				}
 				id, ids[labels[i]] = p.ID, p.ID
 			}
-			if err := tx.AddSample(&store.Sample{PersonID: id, Embedding: v, Source: store.SourceFile}, nil); err != nil {
-				return err
+			for k := i; k < j; k++ {
+				if err := tx.AddSample(&store.Sample{PersonID: id, Embedding: x[k], Source: store.SourceFile}, nil); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+		i = j
 	}
 }
 
