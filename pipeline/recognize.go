@@ -93,6 +93,12 @@ func (m *RecognitionMetrics) Totals(camera string) (faces, embedded, tracks uint
 	return uint64(m.faces.With(camera).Value()), uint64(m.embedded.With(camera).Value()), uint64(m.tracks.With(camera).Value())
 }
 
+// EmbedStats summarises a camera's embedding latency per frame (the time
+// Recognizer waited for the shared embedder, batching included).
+func (m *RecognitionMetrics) EmbedStats(camera string) StageStats {
+	return histStats("embed", m.embedLatency.With(camera))
+}
+
 // trackState is what the recognizer remembers of a track for labels and
 // feedback.
 type trackState struct {
