@@ -337,3 +337,44 @@ func TestMainFace(t *testing.T) {
 		t.Errorf("ratio 1: %d %v", i, ok)
 	}
 }
+
+func TestRemoveSample(t *testing.T) {
+	w := newWorld(t)
+	st := newTestStore(t)
+	en, g := w.enroller(st, Options{})
+	alice, bob := w.unit(), w.unit()
+	// One of Alice's "samples" is really Bob.
+	res, err := en.EnrollEmbeddings(context.Background(), "Alice", "", []Embedding{
+		{Embedding: w.near(alice, 0.1), Quality: 0.9}, {Embedding: w.near(alice, 0.1), Quality: 0.9}, {Embedding: bob, Quality: 0.9}})
+	if err != nil || res.Clusters != 2 {
+		t.Fatalf("enroll: %+v %v", res, err)
+	}
+	if m, _ := g.Match(w.near(bob, 0.05)); !m.Known || m.Name != "Alice" {
+		t.Fatalf("before: %+v", m)
+	}
+	ss, _ := st.Samples(res.PersonID)
+	removed, err := en.RemoveSample(res.PersonID, ss[2].ID)
+	if err != nil || removed.ID != ss[2].ID {
+		t.Fatalf("RemoveSample: %+v %v", removed, err)
+	}
+	if m, _ := g.Match(w.near(bob, 0.05)); m.Known {
+		t.Fatalf("Bob still matches Alice: %+v", m)
+	}
+	var cl store.Clusters
+	_ = st.View(func(tx *store.Tx) (err error) { cl, err = tx.Clusters(res.PersonID); return err })
+	if len(cl.Clusters) != 1 || cl.Clusters[0].Count != 2 {
+		t.Fatalf("stored clusters not recomputed: %+v", cl)
+	}
+	if _, err := en.RemoveSample(res.PersonID, "nope"); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("unknown sample: %v", err)
+	}
+	if _, err := en.RemoveSample(res.PersonID, ss[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := en.RemoveSample(res.PersonID, ss[1].ID); !errors.Is(err, ErrLastSample) {
+		t.Fatalf("last sample: %v", err)
+	}
+	if _, err := en.RemoveSample("nobody", ss[1].ID); !errors.Is(err, ErrUnknownPerson) {
+		t.Fatalf("unknown person: %v", err)
+	}
+}

@@ -156,3 +156,62 @@ func (e *Enroller) Feedback(idOrName string, raw []float32, source, ref string) 
 	}
 	return n, nil
 }
+
+// ErrLastSample: a person's last sample cannot be removed (delete the
+// person instead).
+var ErrLastSample = newError("last_sample", "the person's last sample cannot be removed")
+
+// RemoveSample deletes one sample of a person (it was somebody else) and
+// returns it; the person's clusters are recomputed in the same transaction
+// and the gallery is refreshed. The last sample cannot be removed
+// (ErrLastSample).
+func (e *Enroller) RemoveSample(personID, sampleID string) (store.Sample, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var removed store.Sample
+	var gp gallery.Person
+	err := e.st.Update(func(tx *store.Tx) error {
+		p, err := tx.Person(personID)
+		if err != nil {
+			return err
+		}
+		all, err := tx.Samples(personID)
+		if err != nil {
+			return err
+		}
+		kept := all[:0:0]
+		for _, s := range all {
+			if s.ID == sampleID {
+				removed = s
+			} else {
+				kept = append(kept, s)
+			}
+		}
+		if removed.ID == "" {
+			return ErrBadRequest.with(nil, "sample %q is not a sample of %s", sampleID, personID)
+		}
+		if len(kept) == 0 {
+			return ErrLastSample.with(nil, "sample %s is the last sample of %s: delete the person instead", sampleID, personID)
+		}
+		negs, err := tx.Negatives(personID)
+		if err != nil {
+			return err
+		}
+		gp = galleryPerson(p, kept, negs)
+		clusters, err := e.g.ClusterSamples(gp.Samples)
+		if err != nil {
+			return ErrBadRequest.with(err, "samples do not fit the gallery")
+		}
+		if err := tx.PutClusters(p.ID, storeClusters(clusters, e.headID())); err != nil {
+			return err
+		}
+		return tx.DeleteSample(personID, sampleID)
+	})
+	if err != nil {
+		return removed, storeError(err)
+	}
+	if err := e.g.Upsert(gp); err != nil {
+		e.opts.Logger.Error("gallery update after sample removal failed", "person", personID, "err", err)
+	}
+	return removed, nil
+}
