@@ -31,7 +31,8 @@ type JobOptions struct {
 	// BatchPeople and BatchPerPerson shape the P x K batches of the triplet
 	// loss. Defaults 16 and 4.
 	BatchPeople, BatchPerPerson int
-	// MaxSteps caps the optimiser steps of one job. Default 3000.
+	// MaxSteps caps the optimiser steps of each training of a job (a job
+	// trains Folds+1 times). Default 3000.
 	MaxSteps int
 	// Pairs sets the positive:negative ratio (default 1:3).
 	Pairs PairOptions
