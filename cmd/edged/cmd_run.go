@@ -94,7 +94,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	// The embedded broker first: clients can connect while models load.
 	if d.cfg.MQTT.Broker == "" {
 		d.broker, err = mqtt.StartBrokerWith(mqtt.BrokerOptions{Addr: d.cfg.MQTT.Listen, Prefix: d.cfg.MQTT.TopicPrefix,
-			MaxPacketSize: uint32(d.cfg.MQTT.MaxPayload) + 4096, Logger: log})
+			MaxPacketSize: uint32(d.cfg.MQTT.MaxPayload) + 4096, Logger: d.brokerLog()})
 		if err != nil {
 			return startup(fmt.Errorf("embedded broker: %w", err))
 		}
@@ -180,6 +180,15 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	d.shutdown()
 	log.Info("stopped")
 	return nil
+}
+
+// brokerLog is the embedded broker's logger: warnings and errors only,
+// unless --debug.
+func (d *daemon) brokerLog() *slog.Logger {
+	if d.debug {
+		return d.log
+	}
+	return slog.New(minLevel{d.log.Handler(), slog.LevelWarn})
 }
 
 func (d *daemon) brokerURL() string {

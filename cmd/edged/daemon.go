@@ -93,8 +93,8 @@ type core struct {
 
 // openCore opens the store and loads the gallery and the models. Every
 // error is a startupError. On error, what was opened is closed.
-func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (c *core, err error) {
-	c = &core{cfg: cfg, log: log, reg: metrics.NewRegistry(), recs: map[string]*pipeline.Recognizer{}, readOnly: o.readOnly}
+func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (_ *core, err error) {
+	c := &core{cfg: cfg, log: log, reg: metrics.NewRegistry(), recs: map[string]*pipeline.Recognizer{}, readOnly: o.readOnly}
 	c.recm = pipeline.NewRecognitionMetrics(c.reg)
 	defer func() {
 		if err != nil {

