@@ -170,6 +170,7 @@ func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (_ *core, err 
 	if c.svc, err = service.New(svcOpts); err != nil {
 		return nil, err
 	}
+	trimStartupPages(log)
 	return c, nil
 }
 
