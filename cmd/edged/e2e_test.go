@@ -286,7 +286,7 @@ mqtt:
 http:
   addr: 127.0.0.1:%d
 finetune:
-  enabled: false
+  debounce: 1h
 recognition:
   recheck: 1s
 cameras:
@@ -373,9 +373,23 @@ cameras:
 	if !strings.Contains(string(status.payload), `"name":"door"`) || !strings.Contains(string(status.payload), `"people":1`) {
 		t.Errorf("status reply %s", status.payload)
 	}
+	// A fine-tune on command: accepted, then a result event (with one
+	// person the job has too little data and says so).
+	_ = sub.c.Publish("edged/e2e/cmd/finetune", 1, false, []byte(`{"id":"r4"}`)).WaitTimeout(5 * time.Second)
+	ft := sub.waitFor(t, "finetune reply", 10*time.Second, func(m received) bool { return m.topic == "edged/e2e/reply/r4" })
+	if !strings.Contains(string(ft.payload), `"ok":true`) || !strings.Contains(string(ft.payload), `"state":"started"`) {
+		t.Errorf("finetune reply %s", ft.payload)
+	}
+	done := sub.waitFor(t, "finetune result event", 60*time.Second, func(m received) bool {
+		st, _ := field(m.payload, "state").(string)
+		return m.topic == "edged/e2e/events/finetune" && st != mqtt.FinetuneStarted && st != mqtt.FinetuneProgress
+	})
+	t.Logf("fine-tune: %s", done.payload)
+
 	// Metrics show the pipeline at work.
 	metrics := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort))
-	for _, want := range []string{`edged_recognitions_total{camera="door"}`, `edged_camera_fps{camera="door"}`, "edged_outbox_depth", `edged_stage_seconds_count{camera="door",stage="detect"}`} {
+	for _, want := range []string{`edged_recognitions_total{camera="door"}`, `edged_camera_fps{camera="door"}`, "edged_outbox_depth",
+		`edged_stage_seconds_count{camera="door",stage="detect"}`, "edged_finetune_runs_total{result="} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
