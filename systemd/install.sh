@@ -97,7 +97,9 @@ do_install() {
   }
   put 0755 "$bin" "$PREFIX/bin/edged"
   local f
-  for f in "$ROOT"/.deps/tensorflow/lib/libtensorflow*.so*; do
+  # libomp-*.so*: bundled by the arm64 wheel; libtensorflow_cc.so.2 needs it beside it.
+  for f in "$ROOT"/.deps/tensorflow/lib/libtensorflow*.so* "$ROOT"/.deps/tensorflow/lib/libomp-*.so*; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
     if [ -L "$f" ]; then
       mkdir -p "$DESTDIR$PREFIX/lib/edged"
       ln -sfn "$(readlink "$f")" "$DESTDIR$PREFIX/lib/edged/$(basename "$f")"
