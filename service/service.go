@@ -424,50 +424,15 @@ func (s *Service) hasCamera(c Cameras, name string) bool {
 }
 
 // removeSample deletes a stored sample of a person (it was someone else)
-// and returns its embedding; the person's gallery entry is refreshed. A
+// and returns its embedding. It goes through the enroller, the one path that
+// keeps the stored clusters and the gallery in step with the samples. A
 // person's last sample cannot be removed (delete the person instead).
 func (s *Service) removeSample(personID, sampleID string) ([]float32, error) {
-	var raw []float32
-	var gp gallery.Person
-	err := s.o.Store.Update(func(tx *store.Tx) error {
-		p, err := tx.Person(personID)
-		if err != nil {
-			return err
-		}
-		samples, err := tx.Samples(personID)
-		if err != nil {
-			return err
-		}
-		gp = gallery.Person{ID: p.ID, Name: p.Name}
-		for _, smp := range samples {
-			if smp.ID == sampleID {
-				raw = smp.Embedding
-				continue
-			}
-			gp.Samples = append(gp.Samples, gallery.Sample{ID: smp.ID, Embedding: smp.Embedding, Quality: smp.Quality})
-		}
-		if raw == nil {
-			return mqtt.Errorf(mqtt.CodeInvalidField, "sample_id: %q is not a sample of %s", sampleID, personID)
-		}
-		if len(gp.Samples) == 0 {
-			return mqtt.Errorf(mqtt.CodeConflict, "sample %s is the last sample of %s: delete the person instead", sampleID, personID)
-		}
-		negs, err := tx.Negatives(personID)
-		if err != nil {
-			return err
-		}
-		for _, n := range negs {
-			gp.Negatives = append(gp.Negatives, gallery.Sample{ID: n.ID, Embedding: n.Embedding})
-		}
-		return tx.DeleteSample(personID, sampleID)
-	})
+	removed, err := s.o.Enroller.RemoveSample(personID, sampleID)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.o.Gallery.Upsert(gp); err != nil {
-		s.log.Error("gallery refresh after sample removal", "person", personID, "err", err)
-	}
-	return raw, nil
+	return removed.Embedding, nil
 }
 
 // Finetune implements mqtt.Service.
@@ -545,7 +510,7 @@ func replyError(err error) error {
 			code = mqtt.CodeNoFace // no single face to enroll; the message says why
 		case "invalid_name", "bad_request":
 			code = mqtt.CodeInvalidField
-		case "name_taken":
+		case "name_taken", "last_sample":
 			code = mqtt.CodeConflict
 		default:
 			return err

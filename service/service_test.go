@@ -304,6 +304,21 @@ func TestFeedbackByTrackAndSample(t *testing.T) {
 	if after, _ := f.st.Samples(bob.PersonID); len(after) != len(samples)-1 {
 		t.Errorf("samples %d -> %d", len(samples), len(after))
 	}
+	// The stored clusters follow the samples (they are what a restart loads).
+	var cl store.Clusters
+	_ = f.st.View(func(tx *store.Tx) (err error) { cl, err = tx.Clusters(bob.PersonID); return err })
+	n := 0
+	for _, c := range cl.Clusters {
+		n += c.Count
+		for _, id := range c.Samples {
+			if id == samples[0].ID {
+				t.Errorf("removed sample %s still in a stored cluster", id)
+			}
+		}
+	}
+	if n != len(samples)-1 {
+		t.Errorf("stored clusters count %d samples, want %d", n, len(samples)-1)
+	}
 }
 
 func TestEnrollFromCameraAndFromUnknown(t *testing.T) {
