@@ -17,7 +17,11 @@ type TrackerOptions struct {
 	// hidden for a moment). Default 0.3.
 	SameFace float64 `yaml:"same_face"`
 	// OtherFace: a face this far from a track's faces never continues it,
-	// whatever the overlap (two people crossing). Default 0.6.
+	// whatever the overlap (two people crossing, or someone else stepping
+	// into the same place). Default 0.45: above same-person distances to a
+	// track's mean (~0.3) and below the mean distance between two strangers
+	// (~0.53); at 0.6 a stranger replacing a known person kept the known
+	// person's track.
 	OtherFace float64 `yaml:"other_face"`
 	// MinQuality: faces below it are tracked but their embeddings do not
 	// count towards the decision. Default 0.3.
@@ -45,7 +49,7 @@ func (o *TrackerOptions) fill() {
 		o.SameFace = 0.3
 	}
 	if o.OtherFace <= 0 {
-		o.OtherFace = 0.6
+		o.OtherFace = 0.45
 	}
 	if o.MinQuality <= 0 {
 		o.MinQuality = 0.3

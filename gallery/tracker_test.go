@@ -172,3 +172,28 @@ func TestIoU(t *testing.T) {
 }
 
 func rect(x, y int) image.Rectangle { return image.Rect(x, y, x+100, y+100) }
+
+// TestTrackerStrangerStepsIn: someone else appearing in the very place of a
+// known person (full overlap) at a typical stranger distance (~0.53) must
+// start a new track, not inherit the known person's decision.
+func TestTrackerStrangerStepsIn(t *testing.T) {
+	rng := newRNG(21)
+	a := unit(rng, testDim)
+	g := New(Options{Threshold: 0.4})
+	if err := g.Load([]Person{person(rng, "A", a, 1, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	tr := NewTracker(g, TrackerOptions{Timeout: time.Second, Decide: 2})
+	box := image.Rect(10, 10, 110, 110)
+	t0 := time.Now()
+	var known uint64
+	for i := 0; i < 3; i++ {
+		up := tr.Update(t0.Add(time.Duration(i)*100*time.Millisecond), []Detection{{Box: box, Quality: 0.9, Embedding: near(rng, a, 0.15)}})
+		known = up.Tracks[0]
+	}
+	stranger := near(rng, a, 0.53)
+	up := tr.Update(t0.Add(400*time.Millisecond), []Detection{{Box: box, Quality: 0.9, Embedding: near(rng, stranger, 0.05)}})
+	if up.Tracks[0] == known {
+		t.Fatalf("a stranger at distance 0.53 in the same box continued track %d of A", known)
+	}
+}

@@ -301,13 +301,7 @@ func (c *core) newCamera(cs config.CameraSettings, mode cameraMode, outputs []pi
 	ropts := pipeline.RecognizerOptions{
 		Camera: cs.Name, Gallery: c.g, Embedder: embedder{c.emb},
 		Tracker: gallery.TrackerOptions{MinQuality: float32(cs.MinQuality), Decide: r.Decide, MaxEmbeds: r.MaxEmbeds,
-			Recheck: r.Recheck, Timeout: r.TrackTimeout,
-			// A face this far from a track's faces starts a new track even in
-			// the same place (someone else stepped in). The tracker's default
-			// (0.6) is above the mean distance between two strangers (~0.53),
-			// so a stranger replacing a known person kept the known track;
-			// 0.45 is above same-person distances to a track's mean (~0.3).
-			OtherFace: 0.45},
+			Recheck: r.Recheck, Timeout: r.TrackTimeout},
 		Threshold: threshold, Margin: r.Margin,
 		MediaClock: mode.mediaClock, Source: mode.source,
 		Model: c.g.ProjectorID, Metrics: c.recm, Logger: c.log.With("camera", cs.Name),
