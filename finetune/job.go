@@ -72,9 +72,12 @@ type JobOptions struct {
 	Logger *slog.Logger
 }
 
+// DefaultEpochs is JobOptions.Epochs when it is not set.
+const DefaultEpochs = 50
+
 func (o JobOptions) withDefaults() JobOptions {
 	if o.Epochs <= 0 {
-		o.Epochs = 50
+		o.Epochs = DefaultEpochs
 	}
 	if o.Trainer.LearningRate == 0 && o.Trainer.Optimizer == Adam {
 		o.Trainer.LearningRate = 1e-2

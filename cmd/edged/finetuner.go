@@ -128,7 +128,7 @@ func (f *finetuner) Start(_ context.Context, loss string, epochs int, dryRun boo
 	o.Epochs = epochs
 	planned := epochs
 	if planned == 0 {
-		planned = 20 // finetune.JobOptions default
+		planned = finetune.DefaultEpochs
 	}
 	if dryRun {
 		return "dry-run-" + store.NewID(), planned, nil
@@ -167,12 +167,7 @@ func (f *finetuner) start(ctx context.Context, o finetune.JobOptions) (string, e
 			return
 		}
 		lastPub = time.Now()
-		frac := 0.0
-		if p.Steps > 0 {
-			frac = float64(p.Step) / float64(p.Steps)
-		}
-		loss := p.Loss
-		f.publish(mqtt.Finetune{JobID: id, State: mqtt.FinetuneProgress, Progress: frac, Epoch: p.Epoch, Epochs: p.Epochs, Loss: &loss, Time: mqtt.At(time.Now())})
+		f.publish(progressEvent(id, p))
 	}
 	job := finetune.NewJob(f.c.st, activeHead{f.c}, o)
 	f.publish(mqtt.Finetune{JobID: id, State: mqtt.FinetuneStarted, Time: mqtt.At(time.Now())})
@@ -218,4 +213,19 @@ func (f *finetuner) publish(p mqtt.Payload) {
 	if err != nil {
 		f.log.Error("fine-tune event", "err", err)
 	}
+}
+
+// progressEvent turns a job's progress into the finetune event. A job trains
+// several times (one per guard fold, then once on everything), so the
+// fraction runs over all rounds instead of restarting with each.
+func progressEvent(id string, p finetune.Progress) mqtt.Finetune {
+	frac := 0.0
+	if p.Steps > 0 {
+		frac = float64(p.Step) / float64(p.Steps)
+	}
+	if p.Rounds > 0 && p.Round > 0 {
+		frac = (float64(p.Round-1) + frac) / float64(p.Rounds)
+	}
+	loss := p.Loss
+	return mqtt.Finetune{JobID: id, State: mqtt.FinetuneProgress, Progress: frac, Epoch: p.Epoch, Epochs: p.Epochs, Loss: &loss, Time: mqtt.At(time.Now())}
 }
