@@ -32,9 +32,11 @@ fmt: ## check gofmt
 vet: setup ## go vet
 	@$(ENV) $(GO) vet ./...
 
-test: setup fmt vet build ## gofmt, go vet, all unit and integration tests (the README's test command)
+test: setup fmt vet build ## gofmt, go vet, all tests, short fuzzing, arm64 smoke test under qemu (the README's test command)
 	@$(ENV) EDGED_BIN=$(CURDIR)/bin/edged $(GO) test -count=1 -timeout 40m ./... 2>&1 | tee .deps/test.log; exit $${PIPESTATUS[0]}
 	@$(ENV) bash scripts/fuzz-short.sh
+	@# The linux/arm64 build and its qemu smoke test (version + a golden embedding), on x86_64 hosts.
+	@if [ "$$(uname -m)" = x86_64 ]; then $(MAKE) --no-print-directory smoke-arm64; fi
 
 test-short: setup ## unit tests only (-short)
 	@$(ENV) $(GO) test -short ./...
