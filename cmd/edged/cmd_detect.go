@@ -28,8 +28,9 @@ func init() {
 type detectFaceJSON struct {
 	Box       [4]int       `json:"box"` // x, y, w, h
 	Score     float32      `json:"score"`
-	Landmarks [][2]float32 `json:"landmarks"` // RightEye, LeftEye, NoseTip, MouthRight, MouthLeft; [] when none
-	Quality   face.Quality `json:"quality"`
+	Landmarks [][2]float32 `json:"landmarks"`      // RightEye, LeftEye, NoseTip, MouthRight, MouthLeft; [] when none
+	Quality   float32      `json:"quality"`        // overall quality score 0..1, as in `edged embed`
+	Detail    face.Quality `json:"quality_detail"` // its parts: size, blur, yaw, issue
 	Aligned   bool         `json:"aligned"`
 }
 
@@ -110,14 +111,15 @@ func faceJSON(f face.Face) detectFaceJSON {
 		Box:       [4]int{f.Box.Min.X, f.Box.Min.Y, f.Box.Dx(), f.Box.Dy()},
 		Score:     round3(f.Score),
 		Landmarks: [][2]float32{},
-		Quality:   f.Quality,
+		Quality:   round3(f.Quality.Score),
+		Detail:    f.Quality,
 		Aligned:   f.Aligned,
 	}
 	for _, p := range f.Landmarks {
 		j.Landmarks = append(j.Landmarks, [2]float32{round3(p.X), round3(p.Y)})
 	}
-	j.Quality.Score, j.Quality.Size = round3(j.Quality.Score), round3(j.Quality.Size)
-	j.Quality.Blur, j.Quality.Yaw = round3(j.Quality.Blur), round3(j.Quality.Yaw)
+	j.Detail.Score, j.Detail.Size = round3(j.Detail.Score), round3(j.Detail.Size)
+	j.Detail.Blur, j.Detail.Yaw = round3(j.Detail.Blur), round3(j.Detail.Yaw)
 	return j
 }
 

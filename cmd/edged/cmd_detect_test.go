@@ -50,7 +50,7 @@ func TestDetectCommand(t *testing.T) {
 		t.Fatalf("first line: %+v", good)
 	}
 	f := good.Faces[0]
-	if f.Box[2] < 100 || f.Box[3] < 100 || f.Score < 0.9 || len(f.Landmarks) != 5 || !f.Aligned || f.Quality.Score <= 0 {
+	if f.Box[2] < 100 || f.Box[3] < 100 || f.Score < 0.9 || len(f.Landmarks) != 5 || !f.Aligned || f.Quality <= 0 || f.Quality != f.Detail.Score {
 		t.Fatalf("face: %+v", f)
 	}
 	if bad.File != notImage || bad.Error == "" || len(bad.Faces) != 0 {

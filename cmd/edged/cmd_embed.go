@@ -55,8 +55,9 @@ type embedChipLine struct {
 type embedFaceJSON struct {
 	Box       [4]int       `json:"box"` // x, y, w, h in image pixels
 	Score     float32      `json:"score"`
-	Landmarks [][2]float32 `json:"landmarks"` // RightEye, LeftEye, NoseTip, MouthRight, MouthLeft; [] when none
-	Quality   face.Quality `json:"quality"`
+	Landmarks [][2]float32 `json:"landmarks"`      // RightEye, LeftEye, NoseTip, MouthRight, MouthLeft; [] when none
+	Quality   float32      `json:"quality"`        // overall quality score 0..1 (the issue's contract: a number)
+	Detail    face.Quality `json:"quality_detail"` // its parts: size, blur, yaw, issue
 	Aligned   bool         `json:"aligned"`
 	Embedding []float32    `json:"embedding"`
 }
@@ -204,7 +205,8 @@ func (p *facePipeline) imageLine(path string) ([]byte, error) {
 			Box:       [4]int{f.Box.Min.X, f.Box.Min.Y, f.Box.Dx(), f.Box.Dy()},
 			Score:     f.Score,
 			Landmarks: [][2]float32{},
-			Quality:   f.Quality,
+			Quality:   f.Quality.Score,
+			Detail:    f.Quality,
 			Aligned:   f.Aligned,
 			Embedding: embs[i],
 		}

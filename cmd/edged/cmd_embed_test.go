@@ -215,7 +215,7 @@ func TestEmbedImages(t *testing.T) {
 				if len(f.Embedding) != 128 {
 					t.Errorf("%s: embedding of %d values", line.File, len(f.Embedding))
 				}
-				if crop == cropAligned && (!f.Aligned || len(f.Landmarks) != 5 || f.Score < 0.7 || line.Note != "") {
+				if crop == cropAligned && (!f.Aligned || len(f.Landmarks) != 5 || f.Score < 0.7 || line.Note != "" || f.Quality <= 0 || f.Quality != f.Detail.Score) {
 					t.Errorf("%s: aligned=%v landmarks=%d score=%v note=%q", line.File, f.Aligned, len(f.Landmarks), f.Score, line.Note)
 				}
 				if crop == cropCenter && (f.Aligned || f.Box != [4]int{55, 55, 140, 140} || line.Note == "") {
