@@ -155,10 +155,17 @@ func (p Recognized) MarshalJSON() ([]byte, error) {
 
 // Unknown: a track of good-quality faces matched nobody. Topic events/unknown.
 type Unknown struct {
-	Type            string    `json:"type"`                        // always "unknown"
-	Camera          string    `json:"camera"`                      //
-	Track           uint64    `json:"track"`                       //
-	UnknownID       string    `json:"unknown_id,omitempty"`        // persistent unknown-face cluster ("unknown-3"); enroll with from_unknown
+	Type      string `json:"type"`                 // always "unknown"
+	Camera    string `json:"camera"`               //
+	Track     uint64 `json:"track"`                //
+	UnknownID string `json:"unknown_id,omitempty"` // persistent unknown-face cluster ("unknown-3"); enroll with from_unknown
+	// PersonID and Name are always null here: they are present so that a
+	// consumer can read the same keys from every recognized/unknown event.
+	PersonID *string `json:"person_id"`
+	Name     *string `json:"name"`
+	// Confidence is the calibrated confidence that the face is the nearest
+	// person (low: that is why it is unknown).
+	Confidence      float64   `json:"confidence"`
 	NearestPersonID string    `json:"nearest_person_id,omitempty"` // closest enrolled person, if any
 	NearestName     string    `json:"nearest_name,omitempty"`      //
 	Distance        float64   `json:"distance"`                    // distance to the nearest enrolled person (above the threshold)

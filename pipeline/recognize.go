@@ -349,7 +349,7 @@ func (r *Recognizer) publishUnknown(d gallery.Decision, st *trackState, acc Accu
 	}
 	acc.AddEvent(Event{Camera: r.o.Camera, Payload: mqtt.Unknown{
 		Camera: r.o.Camera, Track: d.Track, UnknownID: st.unknownID,
-		NearestPersonID: m.PersonID, NearestName: m.Name, Distance: round4(dist),
+		NearestPersonID: m.PersonID, NearestName: m.Name, Distance: round4(dist), Confidence: round4(m.Confidence),
 		Box: mqtt.BoxOf(d.Box), Quality: bestQuality(d.Faces), Frames: len(d.Faces),
 		FirstSeen: mqtt.At(d.First), Time: mqtt.At(d.Time), Model: r.model(), Source: r.o.Source,
 	}})

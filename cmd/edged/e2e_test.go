@@ -248,6 +248,14 @@ func TestReplayEventsArriveOverMQTT(t *testing.T) {
 			t.Fatalf("events line %q: %v", sc.Text(), err)
 		}
 		topic, _ := line["topic"].(string)
+		// The replay contract: these keys are on every recognized/unknown line.
+		if ty := line["type"]; ty == "recognized" || ty == "unknown" {
+			for _, k := range []string{"type", "camera", "track", "person_id", "name", "distance", "confidence", "time"} {
+				if _, ok := line[k]; !ok {
+					t.Errorf("%s line has no %q: %s", ty, k, sc.Text())
+				}
+			}
+		}
 		delete(line, "topic")
 		var match *received
 		for _, m := range sub.all(strings.TrimPrefix(topic, "edged/e2e")) {
