@@ -356,7 +356,10 @@ if bad:
     sys.exit("smoke: " + ", ".join(bad))
 PY
   local chip="$ROOT/../shared/golden/chip_a1.png" golden="$ROOT/../shared/golden/embeddings.json"
-  if ! qemu "$st/bin/edged" help 2>/dev/null | grep -qE '^ *embed( |$)'; then
+  # Capture first: `cmd | grep -q` under pipefail fails when grep exits at the
+  # first match and the writer gets SIGPIPE, which made this check skip at random.
+  local commands; commands="$(qemu "$st/bin/edged" help 2>/dev/null || true)"
+  if ! grep -qE '^ *embed( |$)' <<<"$commands"; then
     log "smoke: SKIP golden embed: this build has no \`edged embed\` command yet"
     return 0
   fi
