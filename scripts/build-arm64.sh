@@ -403,8 +403,12 @@ PY
 pure_go_packages() {
   local p
   (cd "$ROOT" && go list -e -f '{{.ImportPath}}' ./...) | while read -r p; do
-    if ! (cd "$ROOT" && CGO_ENABLED=1 go list -e -deps -test \
-          -f '{{if and (not .Standard) .CgoFiles}}{{.ImportPath}}{{end}}' "$p") | grep -q .; then
+    # Capture, then test: `go list | grep -q .` under pipefail can fail on
+    # SIGPIPE and would call a cgo package pure Go.
+    local cgo
+    cgo="$(cd "$ROOT" && CGO_ENABLED=1 go list -e -deps -test \
+          -f '{{if and (not .Standard) .CgoFiles}}{{.ImportPath}}{{end}}' "$p")"
+    if [ -z "${cgo//[[:space:]]/}" ]; then
       echo "$p"
     fi
   done

@@ -74,7 +74,9 @@ relink() {
 check_runpath() {
   local bin="$1"
   if command -v readelf >/dev/null 2>&1; then
-    readelf -d "$bin" | grep -q 'R.*PATH.*\$ORIGIN/\.\./lib/edged' \
+    # Capture first: under pipefail, `readelf | grep -q` can fail on SIGPIPE.
+    local dyn; dyn="$(readelf -d "$bin")"
+    grep -q 'R.*PATH.*\$ORIGIN/\.\./lib/edged' <<<"$dyn" \
       || die "$bin is not linked with RUNPATH \$ORIGIN/../lib/edged"
   fi
 }
