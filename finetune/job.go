@@ -60,6 +60,23 @@ type JobOptions struct {
 	// to prove the guard (a deliberately harmful update); never set it
 	// otherwise.
 	ShuffleLabels bool
+	// IgnoreUnknowns leaves the store's unknown-face clusters out of
+	// training. By default every unknown-N cluster (faces of a stranger
+	// the cameras saw) is a stranger of the training set: its faces appear
+	// only in negative pairs against enrolled samples (or as extra
+	// negatives in triplet batches), so the head learns to keep the people
+	// who actually walk past away from the enrolled ones. The guard holds
+	// out 1/Folds of the clusters in each fold as extra stranger probes.
+	IgnoreUnknowns bool
+	// IgnoreNegatives leaves "not X" feedback samples out of training. By
+	// default each one is a stranger of the training set and a hard
+	// negative pair with every training sample of X, each epoch.
+	IgnoreNegatives bool
+	// StrangerShare is the share of the negative pairs (contrastive) that
+	// pair an enrolled sample with a stranger when there are strangers;
+	// the ratio of positives to negatives stays Pairs'. Default 0.5;
+	// negative values mean 0 (strangers only through hard pairs).
+	StrangerShare float64
 	// KeepRejected stores rejected heads too (inactive, with metrics and
 	// the reason), for inspection with `edged model list`.
 	KeepRejected bool
@@ -99,6 +116,14 @@ func (o JobOptions) withDefaults() JobOptions {
 	}
 	if o.Folds < 2 {
 		o.Folds = 3
+	}
+	switch {
+	case o.StrangerShare == 0:
+		o.StrangerShare = 0.5
+	case o.StrangerShare < 0:
+		o.StrangerShare = 0
+	case o.StrangerShare > 1:
+		o.StrangerShare = 1
 	}
 	if o.Tolerance < 0 {
 		o.Tolerance = 0
@@ -159,9 +184,14 @@ type Result struct {
 	// What the job saw.
 	People  int `json:"people"`
 	Samples int `json:"samples"`
-	Folds   int `json:"folds"`    // guard folds (each holds out 1/Folds of the people)
-	HeldOut int `json:"held_out"` // known probes over all folds
-	Steps   int `json:"steps"`    // optimiser steps over all trainings
+	// Unknowns and UnknownFaces count the unknown-face clusters and their
+	// faces, Negatives the "not X" samples, that were used as strangers.
+	Unknowns     int `json:"unknowns"`
+	UnknownFaces int `json:"unknown_faces"`
+	Negatives    int `json:"negatives"`
+	Folds        int `json:"folds"`    // guard folds (each holds out 1/Folds of the people)
+	HeldOut      int `json:"held_out"` // known probes over all folds
+	Steps        int `json:"steps"`    // optimiser steps over all trainings
 	// FinalLoss is the mean loss of the final training's last epoch.
 	FinalLoss float64       `json:"final_loss"`
 	Duration  time.Duration `json:"duration_ns"`
@@ -257,10 +287,29 @@ func (j *Job) Run(ctx context.Context) error {
 	}
 }
 
-// people is the store's samples, grouped by person (sorted by person id).
+// people is the store's samples, grouped by person (sorted by person id),
+// and the strangers the device knows about.
 type people struct {
 	ids  []string
 	vecs [][][]float32
+	// unknowns are the faces of each unknown-face cluster (by number).
+	unknowns [][][]float32
+	// negatives are "not X" samples; person indexes ids (-1: X has no
+	// samples left, the face is still a stranger).
+	negatives []negativeSample
+}
+
+type negativeSample struct {
+	person int
+	vec    []float32
+}
+
+func (p *people) unknownFaces() int {
+	n := 0
+	for _, v := range p.unknowns {
+		n += len(v)
+	}
+	return n
 }
 
 func (p *people) samples() int {
@@ -290,8 +339,46 @@ func (j *Job) loadPeople() (*people, error) {
 		p.ids = append(p.ids, id)
 	}
 	sort.Strings(p.ids)
-	for _, id := range p.ids {
+	index := map[string]int{}
+	for i, id := range p.ids {
 		p.vecs = append(p.vecs, byPerson[id])
+		index[id] = i
+	}
+	err = j.st.View(func(tx *store.Tx) error {
+		if !j.opts.IgnoreUnknowns {
+			us, err := tx.Unknowns()
+			if err != nil {
+				return fmt.Errorf("unknown faces: %w", err)
+			}
+			for _, u := range us {
+				var faces [][]float32
+				for _, s := range u.Samples {
+					if len(s.Embedding) == head.Dim {
+						faces = append(faces, s.Embedding)
+					}
+				}
+				if len(faces) > 0 {
+					p.unknowns = append(p.unknowns, faces)
+				}
+			}
+		}
+		if j.opts.IgnoreNegatives {
+			return nil
+		}
+		return tx.EachNegative(func(n store.Negative) error {
+			if len(n.Embedding) != head.Dim {
+				return nil
+			}
+			person, ok := index[n.PersonID]
+			if !ok {
+				person = -1
+			}
+			p.negatives = append(p.negatives, negativeSample{person: person, vec: n.Embedding})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read strangers: %w", err)
 	}
 	return p, nil
 }
@@ -303,8 +390,47 @@ type fold struct {
 	trainLabels []int
 	held        [][]float32 // known probes: held-out samples of trained people
 	heldLabels  []int
-	strangers   [][]float32 // every sample of the fold's held-out people
+	strangers   [][]float32 // every sample of the fold's held-out people (and unknown clusters)
 	strangerIDs []int
+	// extra are the strangers trained on (unknown clusters not held out,
+	// "not X" samples); hard pairs extra[i] with label hardLabel[i]'s
+	// training samples ("not X" feedback).
+	extra     [][]float32
+	hardExtra []int
+	hardLabel []int
+}
+
+// trainingSet is what one training of a job sees.
+type trainingSet struct {
+	x        [][]float32
+	labels   []int  // person labels; strangers get unique labels above the people's
+	stranger []bool // x[i] is a stranger: negatives only
+	hard     []Pair // "not X" sample vs each of X's samples
+}
+
+// newTrainingSet appends the strangers to the enrolled training samples
+// (labels already final, e.g. shuffled) and expands the hard negatives.
+func newTrainingSet(x [][]float32, labels []int, extra [][]float32, hardExtra, hardLabel []int) trainingSet {
+	ts := trainingSet{x: append([][]float32(nil), x...), labels: append([]int(nil), labels...), stranger: make([]bool, len(x), len(x)+len(extra))}
+	next := 0
+	for _, l := range labels {
+		next = max(next, l+1)
+	}
+	byLabel := map[int][]int{}
+	for i, l := range labels {
+		byLabel[l] = append(byLabel[l], i)
+	}
+	for i, v := range extra {
+		ts.x = append(ts.x, v)
+		ts.labels = append(ts.labels, next+i)
+		ts.stranger = append(ts.stranger, true)
+	}
+	for k, e := range hardExtra {
+		for _, i := range byLabel[hardLabel[k]] {
+			ts.hard = append(ts.hard, Pair{A: len(x) + e, B: i, Y: 1})
+		}
+	}
+	return ts
 }
 
 // makeFolds splits the people into k groups; fold f holds group f out
@@ -361,6 +487,45 @@ func (j *Job) makeFolds(p *people, r *rand.Rand) ([]fold, error) {
 		}
 		if err := fd.check(); err != nil {
 			return nil, err
+		}
+	}
+	// Unknown clusters: fold f holds group f out as stranger probes (never
+	// trained on in that fold) and trains on the others.
+	ugroup := make([]int, len(p.unknowns))
+	for pos, u := range r.Perm(len(p.unknowns)) {
+		ugroup[u] = pos % k
+	}
+	for f := range folds {
+		fd := &folds[f]
+		strangerNo := 0
+		for _, id := range fd.strangerIDs {
+			strangerNo = max(strangerNo, id+1)
+		}
+		labelOf := map[int]int{} // person index -> the fold's label
+		label := 0
+		for i := range p.vecs {
+			if group[i] != f {
+				labelOf[i] = label
+				label++
+			}
+		}
+		for u, faces := range p.unknowns {
+			if ugroup[u] == f {
+				for _, v := range faces {
+					fd.strangers = append(fd.strangers, v)
+					fd.strangerIDs = append(fd.strangerIDs, strangerNo)
+				}
+				strangerNo++
+			} else {
+				fd.extra = append(fd.extra, faces...)
+			}
+		}
+		for _, n := range p.negatives {
+			if l, ok := labelOf[n.person]; ok {
+				fd.hardExtra = append(fd.hardExtra, len(fd.extra))
+				fd.hardLabel = append(fd.hardLabel, l)
+			}
+			fd.extra = append(fd.extra, n.vec)
 		}
 	}
 	return folds, nil
@@ -461,6 +626,7 @@ func (j *Job) RunOnce(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	res.People, res.Samples = len(ppl.ids), ppl.samples()
+	res.Unknowns, res.UnknownFaces, res.Negatives = len(ppl.unknowns), ppl.unknownFaces(), len(ppl.negatives)
 	folds, err := j.makeFolds(ppl, r)
 	if errors.Is(err, ErrNotEnoughData) {
 		res.Skipped, res.Reason = true, err.Error()
@@ -483,7 +649,8 @@ func (j *Job) RunOnce(ctx context.Context) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		cand, steps, _, err := j.train(ctx, fd.train, j.labels(fd.trainLabels, r), r, start, f+1, rounds)
+		ts := newTrainingSet(fd.train, j.labels(fd.trainLabels, r), fd.extra, fd.hardExtra, fd.hardLabel)
+		cand, steps, _, err := j.train(ctx, ts, r, start, f+1, rounds)
 		res.Steps += steps
 		if err != nil {
 			return res, err
@@ -499,15 +666,25 @@ func (j *Job) RunOnce(ctx context.Context) (Result, error) {
 	dec := Decide(res.Before, res.After, j.opts.Tolerance)
 	res.Gain, res.Reason = dec.Gain, dec.Reason
 
-	var all [][]float32
-	var allLabels []int
+	var all, extra [][]float32
+	var allLabels, hardExtra, hardLabel []int
 	for i, vs := range ppl.vecs {
 		for _, v := range vs {
 			all = append(all, v)
 			allLabels = append(allLabels, i)
 		}
 	}
-	cand, steps, loss, err := j.train(ctx, all, j.labels(allLabels, r), r, start, rounds, rounds)
+	for _, faces := range ppl.unknowns {
+		extra = append(extra, faces...)
+	}
+	for _, n := range ppl.negatives {
+		if n.person >= 0 {
+			hardExtra, hardLabel = append(hardExtra, len(extra)), append(hardLabel, n.person)
+		}
+		extra = append(extra, n.vec)
+	}
+	ts := newTrainingSet(all, j.labels(allLabels, r), extra, hardExtra, hardLabel)
+	cand, steps, loss, err := j.train(ctx, ts, r, start, rounds, rounds)
 	res.Steps += steps
 	res.FinalLoss = loss
 	if err != nil {
@@ -529,8 +706,8 @@ func (j *Job) RunOnce(ctx context.Context) (Result, error) {
 		metrics["before_"+k] = v
 	}
 	hv := store.HeadVersion{Weights: weights, Metrics: metrics, Active: dec.Activate,
-		Note: fmt.Sprintf("on-device %s fine-tune on %d people, %d samples, from %s; guard (%d-fold over people): %s",
-			j.opts.Trainer.Loss, res.People, res.Samples, headName(currentID), len(folds), dec.Reason)}
+		Note: fmt.Sprintf("on-device %s fine-tune on %d people, %d samples, %d unknown clusters (%d faces), %d negatives, from %s; guard (%d-fold over people): %s",
+			j.opts.Trainer.Loss, res.People, res.Samples, res.Unknowns, res.UnknownFaces, res.Negatives, headName(currentID), len(folds), dec.Reason)}
 	if !dec.Activate {
 		hv.Note = "rejected: " + hv.Note
 	}
@@ -594,7 +771,7 @@ func headName(id string) string {
 
 // train fits a new head on the training samples.
 // round/rounds number the trainings of one job for the progress reports.
-func (j *Job) train(ctx context.Context, x [][]float32, labels []int, r *rand.Rand, start time.Time, round, rounds int) (*head.Head, int, float64, error) {
+func (j *Job) train(ctx context.Context, ts trainingSet, r *rand.Rand, start time.Time, round, rounds int) (*head.Head, int, float64, error) {
 	to := j.opts.Trainer
 	to.Unfreeze = false // the store holds raw embeddings only
 	tr, err := NewTrainer(nil, to)
@@ -606,7 +783,7 @@ func (j *Job) train(ctx context.Context, x [][]float32, labels []int, r *rand.Ra
 	var step int
 	var lastEpochLoss float64
 	for epoch := 0; epoch < epochs && step < j.opts.MaxSteps; epoch++ {
-		batches, err := j.epochBatches(x, labels, r)
+		batches, err := j.epochBatches(ts, r)
 		if err != nil {
 			return nil, step, 0, err
 		}
@@ -638,22 +815,56 @@ func (j *Job) train(ctx context.Context, x [][]float32, labels []int, r *rand.Ra
 
 // epochBatches builds one epoch of batches: balanced pairs (contrastive) or
 // P x K batches (triplet). Each batch carries only the rows it uses.
-func (j *Job) epochBatches(x [][]float32, labels []int, r *rand.Rand) ([]Batch, error) {
+// Strangers appear only as negatives: in pairs against enrolled samples, or
+// (triplet) as extra rows of each batch with labels of their own, which
+// the mining can only pick as negatives.
+func (j *Job) epochBatches(ts trainingSet, r *rand.Rand) ([]Batch, error) {
+	x, labels := ts.x, ts.labels
 	if j.opts.Trainer.Loss == LossTriplet {
-		groups, err := PKBatches(labels, j.opts.BatchPeople, j.opts.BatchPerPerson, r)
+		var strangers []int
+		knownLabels := make([]int, len(labels))
+		for i, s := range ts.stranger {
+			knownLabels[i] = labels[i]
+			if s {
+				strangers = append(strangers, i)
+				knownLabels[i] = -1 - i // a person of one sample: never in a P x K group
+			}
+		}
+		groups, err := PKBatches(knownLabels, j.opts.BatchPeople, j.opts.BatchPerPerson, r)
 		if err != nil {
 			return nil, err
 		}
+		hardOf := map[int][]int{} // enrolled sample -> its "not X" strangers
+		for _, h := range ts.hard {
+			hardOf[h.B] = append(hardOf[h.B], h.A)
+		}
+		perBatch := min(len(strangers), j.opts.BatchPeople*j.opts.BatchPerPerson/2)
 		out := make([]Batch, len(groups))
 		for i, g := range groups {
+			rows := append([]int(nil), g...)
+			in := map[int]bool{}
 			for _, idx := range g {
+				for _, s := range hardOf[idx] {
+					if !in[s] {
+						in[s] = true
+						rows = append(rows, s)
+					}
+				}
+			}
+			for _, k := range r.Perm(len(strangers))[:perBatch] {
+				if !in[strangers[k]] {
+					in[strangers[k]] = true
+					rows = append(rows, strangers[k])
+				}
+			}
+			for _, idx := range rows {
 				out[i].X = append(out[i].X, x[idx]...)
 				out[i].Labels = append(out[i].Labels, int32(labels[idx]))
 			}
 		}
 		return out, nil
 	}
-	pairs, err := BuildPairs(labels, j.opts.Pairs, r)
+	pairs, err := BuildOpenPairs(labels, ts.stranger, ts.hard, j.opts.StrangerShare, j.opts.Pairs, r)
 	if err != nil {
 		return nil, err
 	}

@@ -162,3 +162,91 @@ func PKBatches(labels []int, p, k int, r *rand.Rand) ([][]int, error) {
 	}
 	return batches, nil
 }
+
+// BuildOpenPairs builds the contrastive pairs of a training set that also
+// holds strangers: faces of people nobody enrolled (the store's unknown-face
+// clusters and "not X" feedback samples), which the head must keep away
+// from the enrolled people. stranger[i] marks sample i as one; it only ever
+// appears in negative pairs, and only against an enrolled sample (two
+// strangers may be the same person split over two clusters).
+//
+// The positive pairs are BuildPairs's (enrolled people only). The
+// NegativesPerPositive ratio holds for all negatives together:
+// strangerShare of them pair an enrolled sample with a stranger, the rest
+// two enrolled people (either part is all its distinct pairs when it has
+// fewer). hard are negative pairs that must be trained on every epoch
+// ("not X" samples against X's samples); they come on top of the ratio,
+// since the user asked for them.
+func BuildOpenPairs(labels []int, stranger []bool, hard []Pair, strangerShare float64, o PairOptions, r *rand.Rand) ([]Pair, error) {
+	o = o.withDefaults()
+	if len(stranger) != len(labels) {
+		return nil, fmt.Errorf("%w: %d stranger marks for %d samples", ErrOptions, len(stranger), len(labels))
+	}
+	if strangerShare < 0 || strangerShare > 1 {
+		return nil, fmt.Errorf("%w: stranger share %g outside [0,1]", ErrOptions, strangerShare)
+	}
+	var known, strangers []int
+	for i, s := range stranger {
+		if s {
+			strangers = append(strangers, i)
+		} else {
+			known = append(known, i)
+		}
+	}
+	if len(strangers) == 0 {
+		strangerShare = 0
+	}
+	knownLabels := make([]int, len(known))
+	for j, i := range known {
+		knownLabels[j] = labels[i]
+	}
+	// Enrolled-only pairs with a ratio large enough for both parts; then
+	// keep the positives and the wanted number of enrolled negatives.
+	base, err := BuildPairs(knownLabels, o, r)
+	if err != nil {
+		return nil, err
+	}
+	var pos, negKnown []Pair
+	for _, p := range base {
+		p.A, p.B = known[p.A], known[p.B]
+		if p.Y == 0 {
+			pos = append(pos, p)
+		} else {
+			negKnown = append(negKnown, p)
+		}
+	}
+	want := o.NegativesPerPositive * len(pos)
+	wantStranger := int(strangerShare*float64(want) + 0.5)
+	totalStranger := len(known) * len(strangers)
+	wantStranger = min(wantStranger, totalStranger)
+	if keep := want - wantStranger; keep < len(negKnown) {
+		negKnown = negKnown[:keep]
+	}
+	out := append(pos, negKnown...)
+	seen := make(map[[2]int]bool, wantStranger)
+	if wantStranger == totalStranger {
+		for _, k := range known {
+			for _, s := range strangers {
+				out = append(out, Pair{A: k, B: s, Y: 1})
+			}
+		}
+	} else {
+		for n := 0; n < wantStranger; {
+			k, s := known[r.Intn(len(known))], strangers[r.Intn(len(strangers))]
+			if seen[[2]int{k, s}] {
+				continue
+			}
+			seen[[2]int{k, s}] = true
+			out = append(out, Pair{A: k, B: s, Y: 1})
+			n++
+		}
+	}
+	for _, h := range hard {
+		if h.A < 0 || h.A >= len(labels) || h.B < 0 || h.B >= len(labels) {
+			return nil, fmt.Errorf("%w: hard pair (%d, %d) outside %d samples", ErrOptions, h.A, h.B, len(labels))
+		}
+		out = append(out, Pair{A: h.A, B: h.B, Y: 1})
+	}
+	r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out, nil
+}
