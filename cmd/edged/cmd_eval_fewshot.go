@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"sort"
@@ -43,9 +44,13 @@ type fewshotEntry struct {
 }
 
 type fewshotReportJSON struct {
-	People    int            `json:"people"`
-	Strangers int            `json:"strangers"`
-	Results   []fewshotEntry `json:"results"`
+	People    int `json:"people"`
+	Strangers int `json:"strangers"`
+	// SeenStrangers (--seen-strangers) is how many of the strangers the
+	// device saw before the fine-tune (their faces went into unknown-face
+	// clusters, none is a probe); the other strangers are the probes.
+	SeenStrangers int            `json:"seen_strangers,omitempty"`
+	Results       []fewshotEntry `json:"results"`
 }
 
 // fewshotImage is one image of the evaluation set, with its main face
@@ -53,6 +58,7 @@ type fewshotReportJSON struct {
 type fewshotImage struct {
 	Person, Path string
 	Raw          []float32
+	Quality      float32 // the main face's quality score
 	Err          string
 }
 
@@ -76,7 +82,10 @@ type fewshotRun struct {
 	// Refused counts enrollment images refused (then replaced by the
 	// person's next image).
 	Refused int
-	Logger  *slog.Logger
+	// Seen are the images of the strangers the device saw before (not
+	// probes): seeFewshotStrangers files them as unknown faces.
+	Seen   []*fewshotImage
+	Logger *slog.Logger
 }
 
 // Score matches every probe against g and computes the figures.
@@ -123,8 +132,11 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 	workers := fs.Int("workers", 2, "detection workers")
 	debug := fs.Bool("debug", false, "debug logging")
 	var finetune *bool
+	var seenShare *float64
 	if fewshotFinetune != nil {
 		finetune = fs.Bool("finetune", false, "also fine-tune on the enrollments and report both (results[].finetuned, guard)")
+		seenShare = fs.Float64("seen-strangers", 0, "with --finetune: this fraction of the strangers (by person) is seen by the device before the fine-tune "+
+			"(their faces become unknown-face clusters, as the daemon files unknown tracks); only the others are stranger probes, for frozen and fine-tuned alike")
 	}
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return exitUsage, err
@@ -142,6 +154,16 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 	}
 	if *minImages < 1 {
 		return exitUsage, usageError("--min-images must be at least 1")
+	}
+	seenFrac := 0.0
+	if seenShare != nil {
+		seenFrac = *seenShare
+		if seenFrac < 0 || seenFrac >= 1 || seenFrac != seenFrac {
+			return exitUsage, usageError("--seen-strangers must be in [0, 1)")
+		}
+		if seenFrac > 0 && !*finetune {
+			return exitUsage, usageError("--seen-strangers needs --finetune")
+		}
 	}
 	logger := newLogger(*debug, false)
 	if !*debug {
@@ -163,6 +185,7 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 	if len(people) == 0 {
 		return exitFailure, fmt.Errorf("nobody in %s has %d or more images", *imagesDir, *minImages)
 	}
+	seen, strangers := splitSeenStrangers(strangers, seenFrac)
 	det, emb, err := newFaceModels(*models, max(1, *workers), logger)
 	if err != nil {
 		return exitStartup, err
@@ -176,10 +199,10 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 	}
 	logger.Debug("embedded the image set", "images", set.count, "took", time.Since(start))
 
-	report := fewshotReportJSON{People: len(people), Strangers: len(strangers)}
+	report := fewshotReportJSON{People: len(people), Strangers: len(strangers), SeenStrangers: len(seen)}
 	var texts []string
 	for _, k := range shots {
-		run, cleanup, err := enrollFewshot(ctx, set, people, strangers, k, *threshold, cache, logger)
+		run, cleanup, err := enrollFewshot(ctx, set, people, strangers, seen, k, *threshold, cache, logger)
 		if err != nil {
 			return exitFailure, err
 		}
@@ -351,7 +374,7 @@ func embedFewshotSet(ctx context.Context, set *fewshotSet, cache *faceCache, wor
 		go func() {
 			defer wg.Done()
 			for im := range work {
-				im.Raw, im.Err = embedMainFace(im.Path, cache)
+				im.Raw, im.Quality, im.Err = embedMainFace(im.Path, cache)
 				bar.Add(1)
 			}
 		}()
@@ -367,33 +390,33 @@ func embedFewshotSet(ctx context.Context, set *fewshotSet, cache *faceCache, wor
 	return ctx.Err()
 }
 
-func embedMainFace(path string, cache *faceCache) ([]float32, string) {
+func embedMainFace(path string, cache *faceCache) ([]float32, float32, string) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err.Error()
+		return nil, 0, err.Error()
 	}
 	faces, err := cache.DetectBytes(data)
 	if err != nil {
-		return nil, err.Error()
+		return nil, 0, err.Error()
 	}
 	if len(faces) == 0 {
-		return nil, "no face"
+		return nil, 0, "no face"
 	}
 	w, h := imageSize(data)
 	i, _ := enroll.MainFace(faces, w, h, 1)
 	embs, err := cache.Embed([]face.Chip{faces[i].Chip})
 	if err != nil {
-		return nil, err.Error()
+		return nil, 0, err.Error()
 	}
-	return embs[0], ""
+	return embs[0], faces[i].Quality.Score, ""
 }
 
 // enrollFewshot enrolls the first k images of each person that the
 // enrollment accepts (a refused image is replaced by the person's next
 // one, as a user would) into a throw-away store, and lists the probes:
 // the people's other images (refused ones included), and every image of
-// the strangers.
-func enrollFewshot(ctx context.Context, set *fewshotSet, people, strangers []string, k int, threshold float64,
+// the strangers; the images of the seen strangers go to run.Seen.
+func enrollFewshot(ctx context.Context, set *fewshotSet, people, strangers, seen []string, k int, threshold float64,
 	cache *faceCache, logger *slog.Logger) (*fewshotRun, func(), error) {
 	dir, err := os.MkdirTemp("", "edged-fewshot-")
 	if err != nil {
@@ -455,6 +478,9 @@ func enrollFewshot(ctx context.Context, set *fewshotSet, people, strangers []str
 			run.Unknown = append(run.Unknown, fewshotProbe{Raw: im.Raw})
 		}
 	}
+	for _, p := range seen {
+		run.Seen = append(run.Seen, set.images[p]...)
+	}
 	return run, cleanup, nil
 }
 
@@ -504,4 +530,27 @@ func fewshotText(run *fewshotRun, res eval.FewShotResult, conf []eval.FewShotCon
 		b.WriteString("  no confusion\n")
 	}
 	return b.String()
+}
+
+// splitSeenStrangers splits the strangers by person: round(frac * n) of
+// them, drawn with a fixed seed (the same split on every run and shots
+// setting), are seen by the device before the fine-tune; the others stay
+// probes. Both lists keep the input's order.
+func splitSeenStrangers(strangers []string, frac float64) (seen, probes []string) {
+	n := int(frac*float64(len(strangers)) + 0.5)
+	if n <= 0 {
+		return nil, strangers
+	}
+	pick := map[int]bool{}
+	for _, i := range rand.New(rand.NewSource(1)).Perm(len(strangers))[:n] {
+		pick[i] = true
+	}
+	for i, p := range strangers {
+		if pick[i] {
+			seen = append(seen, p)
+		} else {
+			probes = append(probes, p)
+		}
+	}
+	return seen, probes
 }
