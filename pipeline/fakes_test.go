@@ -80,11 +80,53 @@ func (s *liveSource) Run(ctx context.Context, emit func(*Frame)) error {
 	}
 }
 
+// burstSource is a live camera run in lockstep with its first processor (a
+// facer with started and gate): it emits frame 1, then each time the
+// processor has taken a frame it emits burst frames before letting the
+// processor finish, so the camera is exactly burst times faster than the
+// processor whatever the machine's load. After rounds bursts (and the last
+// frame processed) it closes idle and waits for ctx, as a live camera does.
+type burstSource struct {
+	burst, rounds int
+	started       <-chan uint64   // the processor took a frame
+	gate          chan<- struct{} // lets the processor finish it
+	idle          chan struct{}
+	im            *images
+}
+
+func (s *burstSource) Run(ctx context.Context, emit func(*Frame)) error {
+	var seq uint64
+	next := func() { seq++; emit(s.im.frame(seq, 0)) }
+	next()
+	for r := 0; r <= s.rounds; r++ {
+		select {
+		case <-s.started:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if r < s.rounds {
+			// A live emit must not block: the processor is busy.
+			for range s.burst {
+				next()
+			}
+		}
+		select {
+		case s.gate <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	close(s.idle)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
 // facer adds one face per frame and emits a "recognized" event every
 // `every` frames; it records the sequence numbers it saw.
 type facer struct {
 	every   int
 	delay   time.Duration
+	started chan<- uint64 // when non-nil, gets each frame's Seq before the gate
 	gate    chan struct{} // when non-nil, each frame waits for a token
 	mu      sync.Mutex
 	seen    []uint64
@@ -96,6 +138,9 @@ type facer struct {
 func (f *facer) Name() string { return "facer" }
 
 func (f *facer) Process(fr *Frame, acc Accumulator) error {
+	if f.started != nil {
+		f.started <- fr.Seq
+	}
 	if f.gate != nil {
 		<-f.gate
 	}

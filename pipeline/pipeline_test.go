@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,41 +71,55 @@ func TestRunFileProcessesEveryFrameInOrder(t *testing.T) {
 	}
 }
 
+// TestLiveSourceDropsOldestFrames: a live camera never waits for a slow
+// processor; the frame waiting for it is replaced, so the processor always
+// gets the latest frame. The camera runs in lockstep with the processor
+// (burstSource: 10 frames per processed frame) instead of on timers, so the
+// frames processed and dropped are exact under any load.
 func TestLiveSourceDropsOldestFrames(t *testing.T) {
+	const burst, rounds = 10, 5
 	var im images
-	slow := &facer{delay: 20 * time.Millisecond}
+	started, gate := make(chan uint64), make(chan struct{})
+	slow := &facer{started: started, gate: gate}
 	sink := &frameSink{}
-	src := &liveSource{period: 2 * time.Millisecond, im: &im}
+	src := &burstSource{burst: burst, rounds: rounds, started: started, gate: gate, idle: make(chan struct{}), im: &im}
 	p := New(Options{Logger: quietLogger()})
 	if err := p.Start(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	c, err := p.AddCamera(ctx, Camera{Name: "live", Source: src, Processors: []Processor{slow}, Outputs: []FrameOutput{sink}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Only bounds a hang (a blocking emit, a lost frame).
+	select {
+	case <-src.idle:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("camera and processor stuck: processed %v, stats %+v", slow.seqs(), c.Stats())
+	}
 	cancel()
 	<-c.Done()
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// While the processor works on a frame the camera emits burst frames:
+	// the first burst-1 are dropped, the last is the next one processed.
+	var want []uint64
+	for r := range rounds + 1 {
+		want = append(want, uint64(1+r*burst))
+	}
+	if got := slow.seqs(); !slices.Equal(got, want) {
+		t.Errorf("processed frames %v, want the latest ones %v", got, want)
+	}
+	if !slices.Equal(sink.seqs, want) {
+		t.Errorf("output frames %v, want %v", sink.seqs, want)
+	}
 	st := c.Stats()
-	if st.Dropped == 0 {
-		t.Fatalf("no frame dropped with a processor 10x slower than the camera: %+v", st)
-	}
-	if st.Frames != st.Processed+st.Dropped {
-		t.Errorf("frames %d != processed %d + dropped %d", st.Frames, st.Processed, st.Dropped)
-	}
-	if err := ascending(sink.seqs); err != nil {
-		t.Error(err)
-	}
-	// The processor works on fresh frames: on average, processed frames
-	// are several camera frames apart (the camera is ~10x faster).
-	seqs := slow.seqs()
-	if n := len(seqs); n > 2 && float64(seqs[n-1]-seqs[0])/float64(n-1) < 2 {
-		t.Errorf("processed frames %v are not the latest ones", seqs)
+	if st.Frames != 1+rounds*burst || st.Processed != rounds+1 || st.Dropped != rounds*(burst-1) {
+		t.Errorf("frames %d processed %d dropped %d, want %d %d %d",
+			st.Frames, st.Processed, st.Dropped, 1+rounds*burst, rounds+1, rounds*(burst-1))
 	}
 	im.check(t)
 	if c.Err() != nil {
