@@ -273,10 +273,26 @@ const pendingTTL = 10 * time.Minute
 
 func (h *responseHook) ID() string { return "edged-v5-response" }
 
-func (h *responseHook) Provides(b byte) bool { return b == mochi.OnPublished }
+func (h *responseHook) Provides(b byte) bool {
+	return b == mochi.OnPublish || b == mochi.OnPublished
+}
 
-// OnPublished sees every accepted publish (after ACL checks).
-func (h *responseHook) OnPublished(cl *mochi.Client, pk packets.Packet) {
+// OnPublish runs after the ACL check and before the broker delivers the
+// message. A request's response topic must be remembered here: mochi calls
+// OnPublished only after delivering, so edged could receive the command and
+// reply before the response topic was known, and the requester would wait
+// forever (seen under load).
+func (h *responseHook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	h.see(cl, pk, true)
+	return pk, nil
+}
+
+// OnPublished runs after delivery: a reply goes on to its response topic.
+func (h *responseHook) OnPublished(cl *mochi.Client, pk packets.Packet) { h.see(cl, pk, false) }
+
+// see remembers a request's response topic (before its delivery) and copies
+// edged's reply to it (after the reply's delivery).
+func (h *responseHook) see(cl *mochi.Client, pk packets.Packet, beforeDelivery bool) {
 	rest, under := strings.CutPrefix(pk.TopicName, h.prefix+"/")
 	if !under || cl == h.inline {
 		return
@@ -284,7 +300,7 @@ func (h *responseHook) OnPublished(cl *mochi.Client, pk packets.Packet) {
 	device, sub, _ := strings.Cut(rest, "/")
 	kind, level, _ := strings.Cut(sub, "/")
 	switch {
-	case kind == topicCmd && pk.Properties.ResponseTopic != "":
+	case beforeDelivery && kind == topicCmd && pk.Properties.ResponseTopic != "":
 		if !mochi.IsValidFilter(pk.Properties.ResponseTopic, true) {
 			return
 		}
@@ -307,7 +323,7 @@ func (h *responseHook) OnPublished(cl *mochi.Client, pk packets.Packet) {
 			})
 		}
 		h.mu.Unlock()
-	case kind == topicReply && string(cl.Properties.Username) == h.internalUser:
+	case !beforeDelivery && kind == topicReply && string(cl.Properties.Username) == h.internalUser:
 		// (the ACL lets only edged's own account publish replies)
 		key := device + "/" + level
 		h.mu.Lock()

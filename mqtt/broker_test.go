@@ -152,7 +152,8 @@ func TestV5ResponseTopic(t *testing.T) {
 	tp := c.Topics()
 	sub := newTestClient(t, b.URL(), testClientOpts{clean: true, filters: []string{tp.Full("reply/#")}})
 	host, port, _ := net.SplitHostPort(b.Addr())
-	out, err := exec.Command("mosquitto_rr", "-h", host, "-p", port, "-q", "1", "-W", "10",
+	// -W only bounds a hang: the reply comes in milliseconds.
+	out, err := exec.Command("mosquitto_rr", "-h", host, "-p", port, "-q", "1", "-W", "30",
 		"-t", tp.Command(CmdStatus), "-e", "clients/me/responses",
 		"-D", "publish", "correlation-data", "corr-42",
 		"-F", "%t|%D|%p",
