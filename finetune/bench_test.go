@@ -1,7 +1,6 @@
 package finetune
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math"
@@ -9,33 +8,23 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/edged-dev/edged/internal/procmem"
 
 	"github.com/edged-dev/edged/face"
 	"github.com/edged-dev/edged/infer"
 )
 
 // reportMemory adds VmHWM (peak resident set, process-wide: run one
-// sub-benchmark per process for a per-size peak), RssAnon and RssFile
-// from /proc/self/status, in MB.
+// sub-benchmark per process for a per-size peak), RssAnon and RssFile, in MB.
 func reportMemory(b *testing.B) {
-	f, err := os.Open("/proc/self/status")
+	m, err := procmem.Read()
 	if err != nil {
 		return
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "VmHWM" && k != "RssAnon" && k != "RssFile") {
-			continue
-		}
-		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-		if err == nil {
-			b.ReportMetric(kb/1024, k+"-MB")
-		}
+	for name, v := range m.BenchMetrics() {
+		b.ReportMetric(v, name)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/edged-dev/edged/internal/procmem"
+
 	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/enroll"
 	"github.com/edged-dev/edged/pipeline"
@@ -174,8 +176,8 @@ func runBench(ctx context.Context, args []string) (int, error) {
 		res.FacesPerS = float64(res.Faces) / res.WallS
 		res.EmbeddedPS = float64(res.Embedded) / res.WallS
 	}
-	m := readMemStatus()
-	res.RSSAnonMiB, res.RSSFileMiB, res.PeakRSSMiB = m.anonMiB, m.fileMiB, m.peakMiB
+	m, _ := procmem.Read()
+	res.RSSAnonMiB, res.RSSFileMiB, res.PeakRSSMiB = m.AnonMiB, m.FileMiB, m.PeakMiB
 	res.Width, res.Height = sizes[0].w, sizes[0].h
 	if ctx.Err() != nil {
 		return exitFailure, fmt.Errorf("interrupted")

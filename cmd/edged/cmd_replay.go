@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edged-dev/edged/internal/procmem"
+
 	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/mqtt"
 	"github.com/edged-dev/edged/pipeline"
@@ -203,8 +205,8 @@ func runReplay(ctx context.Context, args []string) (int, error) {
 	if sum.People == nil {
 		sum.People = []string{}
 	}
-	m := readMemStatus()
-	sum.RSSAnonMiB, sum.RSSFileMiB, sum.PeakRSSMiB = m.anonMiB, m.fileMiB, m.peakMiB
+	m, _ := procmem.Read()
+	sum.RSSAnonMiB, sum.RSSFileMiB, sum.PeakRSSMiB = m.AnonMiB, m.FileMiB, m.PeakMiB
 	printReplaySummary(sum, *jsonSummary, *events == "-")
 	if runErr != nil && ctx.Err() == nil {
 		return exitFailure, runErr
