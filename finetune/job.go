@@ -868,26 +868,5 @@ func (j *Job) epochBatches(ts trainingSet, r *rand.Rand) ([]Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []Batch
-	for start := 0; start < len(pairs); start += j.opts.BatchPairs {
-		chunk := pairs[start:min(start+j.opts.BatchPairs, len(pairs))]
-		rows := map[int]int32{}
-		var b Batch
-		row := func(i int) int32 {
-			if k, ok := rows[i]; ok {
-				return k
-			}
-			k := int32(len(rows))
-			rows[i] = k
-			b.X = append(b.X, x[i]...)
-			return k
-		}
-		for _, p := range chunk {
-			b.A = append(b.A, row(p.A))
-			b.B = append(b.B, row(p.B))
-			b.Y = append(b.Y, p.Y)
-		}
-		out = append(out, b)
-	}
-	return out, nil
+	return PairBatches(pairs, x, j.opts.BatchPairs), nil
 }

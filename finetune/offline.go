@@ -117,25 +117,7 @@ func TrainOffline(ctx context.Context, x [][]float32, labels []int, o OfflineOpt
 		if err != nil {
 			return nil, err
 		}
-		var out []Batch
-		for start := 0; start < len(pairs); start += o.BatchPairs {
-			rows := map[int]int32{}
-			var b Batch
-			row := func(i int) int32 {
-				if k, ok := rows[i]; ok {
-					return k
-				}
-				k := int32(len(rows))
-				rows[i] = k
-				b.X = append(b.X, x[i]...)
-				return k
-			}
-			for _, p := range pairs[start:min(start+o.BatchPairs, len(pairs))] {
-				b.A, b.B, b.Y = append(b.A, row(p.A)), append(b.B, row(p.B)), append(b.Y, p.Y)
-			}
-			out = append(out, b)
-		}
-		return out, nil
+		return PairBatches(pairs, x, o.BatchPairs), nil
 	}
 	first, err := batchesOf(0)
 	if err != nil {

@@ -250,3 +250,31 @@ func BuildOpenPairs(labels []int, stranger []bool, hard []Pair, strangerShare fl
 	r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out, nil
 }
+
+// PairBatches cuts pairs into contrastive batches of at most batchPairs
+// pairs. Each batch carries only the rows of x its pairs use, once each, so a
+// sample in several pairs of a batch is embedded once.
+func PairBatches(pairs []Pair, x [][]float32, batchPairs int) []Batch {
+	if batchPairs <= 0 {
+		batchPairs = len(pairs)
+	}
+	var out []Batch
+	for start := 0; start < len(pairs); start += batchPairs {
+		rows := map[int]int32{}
+		var b Batch
+		row := func(i int) int32 {
+			if k, ok := rows[i]; ok {
+				return k
+			}
+			k := int32(len(rows))
+			rows[i] = k
+			b.X = append(b.X, x[i]...)
+			return k
+		}
+		for _, p := range pairs[start:min(start+batchPairs, len(pairs))] {
+			b.A, b.B, b.Y = append(b.A, row(p.A)), append(b.B, row(p.B)), append(b.Y, p.Y)
+		}
+		out = append(out, b)
+	}
+	return out
+}
