@@ -1,6 +1,6 @@
 module github.com/edged-dev/edged
 
-go 1.26.0
+go 1.24.0
 
 require (
 	github.com/dgraph-io/badger/v4 v4.9.6
@@ -8,6 +8,8 @@ require (
 	github.com/mochi-mqtt/server/v2 v2.7.9
 	github.com/wamuir/graft v0.10.0
 	gocv.io/x/gocv v0.31.0
+	golang.org/x/sys v0.41.0
+	golang.org/x/term v0.35.0
 	gopkg.in/yaml.v3 v3.0.1
 )
 
@@ -27,7 +29,5 @@ require (
 	go.opentelemetry.io/otel/trace v1.41.0 // indirect
 	golang.org/x/net v0.44.0 // indirect
 	golang.org/x/sync v0.17.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
-	golang.org/x/term v0.48.0 // indirect
 	google.golang.org/protobuf v1.36.7 // indirect
 )
