@@ -12,8 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-
-	badger "github.com/dgraph-io/badger/v4"
+	"syscall"
 )
 
 // Backup file format (all integers big-endian):
@@ -64,7 +63,8 @@ func (s *Store) Backup(w io.Writer) error {
 // never merges into or overwrites a database. opts.EncryptionKey decrypts
 // an encrypted backup and encrypts the new database. The data is loaded
 // into a temporary directory next to opts.Dir, checked by opening it, then
-// renamed into place, so a failed restore leaves nothing behind.
+// renamed into place, so a failed restore leaves nothing behind. Less than
+// opts.MinFreeBytes free (before or while loading) gives ErrDiskFull.
 func Restore(r io.Reader, opts Options) error {
 	opts.fill()
 	if opts.Dir == "" {
@@ -75,10 +75,17 @@ func Restore(r io.Reader, opts Options) error {
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("restore into %q: %w", opts.Dir, err)
 	}
+	if err := checkSpace(opts.Dir, opts.MinFreeBytes); err != nil {
+		return fmt.Errorf("restore into %q: %w", opts.Dir, err)
+	}
 	cr, err := newChunkReader(r, opts.EncryptionKey)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	// Badger loads through mmap like any write: stop reading the backup
+	// (Load then fails and the temporary directory is removed) once the
+	// file system gets too full, instead of dying of SIGBUS.
+	cr.check = func() error { return checkSpace(opts.Dir, opts.MinFreeBytes) }
 	if cr.schema > targetSchema {
 		return fmt.Errorf("restore: %w: backup has schema %d, this build knows %d", ErrSchemaTooNew, cr.schema, targetSchema)
 	}
@@ -98,12 +105,8 @@ func Restore(r io.Reader, opts Options) error {
 	}()
 	tmpOpts := opts
 	tmpOpts.Dir, tmpOpts.ReadOnly, tmpOpts.NoSync = tmp, false, true
-	bo := badger.DefaultOptions(tmp).WithLogger(badgerLogger{opts.Logger}).
-		WithBlockCacheSize(opts.CacheSize).WithMetricsEnabled(false)
-	if len(opts.EncryptionKey) > 0 {
-		bo = bo.WithEncryptionKey(opts.EncryptionKey).WithIndexCacheSize(opts.CacheSize)
-	}
-	db, err := openBadger(bo)
+	// The store's own sizes, so that MinFreeBytes covers the load too.
+	db, err := openBadger(badgerOptions(tmp, tmpOpts))
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
@@ -111,6 +114,9 @@ func Restore(r io.Reader, opts Options) error {
 		_ = db.Close()
 		if errors.Is(err, ErrBackupFormat) || errors.Is(err, ErrWrongKey) {
 			return fmt.Errorf("restore: %w", err)
+		}
+		if errors.Is(err, ErrDiskFull) || errors.Is(err, syscall.ENOSPC) {
+			return fmt.Errorf("restore into %q: %w", opts.Dir, classify(err))
 		}
 		return fmt.Errorf("restore: %w: %v", ErrBackupFormat, err)
 	}
@@ -245,6 +251,7 @@ type chunkReader struct {
 	buf    []byte
 	index  uint32
 	done   bool
+	check  func() error // called before each chunk; nil: nothing to check
 }
 
 func newChunkReader(r io.Reader, key []byte) (*chunkReader, error) {
@@ -290,6 +297,11 @@ func (cr *chunkReader) Read(p []byte) (int, error) {
 }
 
 func (cr *chunkReader) next() error {
+	if cr.check != nil {
+		if err := cr.check(); err != nil {
+			return err
+		}
+	}
 	var lb [4]byte
 	if _, err := io.ReadFull(cr.r, lb[:]); err != nil {
 		return fmt.Errorf("%w: truncated (chunk %d)", ErrBackupFormat, cr.index)

@@ -24,6 +24,12 @@ var (
 	ErrSchemaTooNew = errors.New("database schema is newer than this edged")
 	// ErrReadOnly is returned by writes on a store opened read-only.
 	ErrReadOnly = errors.New("store is opened read-only")
+	// ErrDiskFull is returned by a write (and by a read-write Open) when
+	// the file system holding the database has less than
+	// Options.MinFreeBytes free. The write changed nothing; retry it once
+	// space is freed. It is wrapped with the directory and the free and
+	// needed byte counts.
+	ErrDiskFull = errors.New("not enough free disk space for the database")
 
 	// ErrPersonNotFound is returned when no person has the id or name.
 	ErrPersonNotFound = errors.New("person not found")

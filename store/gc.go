@@ -17,6 +17,7 @@ func (s *Store) RunGC(ctx context.Context) error {
 	}
 	t := time.NewTicker(s.opts.GCInterval)
 	defer t.Stop()
+	diskFull := false // logged once per outage, not every interval
 	for {
 		select {
 		case <-ctx.Done():
@@ -24,10 +25,22 @@ func (s *Store) RunGC(ctx context.Context) error {
 		case <-s.done:
 			return nil
 		case <-t.C:
-			if n, err := s.CollectGarbage(ctx); err != nil && !errors.Is(err, ErrClosed) {
+			n, err := s.CollectGarbage(ctx)
+			switch {
+			case errors.Is(err, ErrDiskFull):
+				if !diskFull {
+					s.log.Warn("value-log GC skipped until disk space is freed", "err", err)
+				}
+				diskFull = true
+				continue
+			case err != nil && !errors.Is(err, ErrClosed):
 				s.log.Warn("value-log GC failed", "err", err)
-			} else if n > 0 {
+			case n > 0:
 				s.log.Debug("value-log GC", "files_rewritten", n)
+			}
+			if diskFull && err == nil {
+				s.log.Info("value-log GC runs again: disk space was freed")
+				diskFull = false
 			}
 		}
 	}
@@ -35,7 +48,8 @@ func (s *Store) RunGC(ctx context.Context) error {
 
 // CollectGarbage runs value-log GC once: it rewrites value-log files that
 // are at least GCDiscardRatio garbage, until none is left (or ctx is done).
-// It returns how many files were rewritten.
+// It returns how many files were rewritten. It gives ErrDiskFull, like a
+// write, when the file system has less than Options.MinFreeBytes free.
 func (s *Store) CollectGarbage(ctx context.Context) (int, error) {
 	n := 0
 	for ctx.Err() == nil {
@@ -44,6 +58,11 @@ func (s *Store) CollectGarbage(ctx context.Context) (int, error) {
 			defer s.closeMu.RUnlock()
 			if s.closed {
 				return ErrClosed
+			}
+			// GC rewrites live values into the current logs before it
+			// deletes a file: it needs space like any write.
+			if err := s.checkWriteSpace(); err != nil {
+				return err
 			}
 			return s.db.RunValueLogGC(s.opts.GCDiscardRatio)
 		}()

@@ -35,6 +35,15 @@ type Options struct {
 	// CacheSize bounds Badger's block cache (and its index cache when
 	// encrypted), in bytes. Default 16 MiB: edge devices are small.
 	CacheSize int64 `yaml:"cache_size"`
+	// MinFreeBytes is the free space (for an unprivileged user) the file
+	// system holding Dir must have before every write, and before a
+	// read-write Open; below it writes fail with ErrDiskFull and change
+	// nothing. Badger writes its value log, memtable WALs and tables
+	// through mmap into sparse files, and touching a page the full file
+	// system cannot back kills the whole process with SIGBUS instead of
+	// returning an error: this reserve keeps those pages backed. Default
+	// DefaultMinFreeBytes (128 MiB); negative turns the check off.
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
 	// Logger receives the store's and Badger's warnings. Default: discard.
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -47,7 +56,24 @@ func DefaultOptions(dir string) Options {
 	return o
 }
 
+// DefaultMinFreeBytes is the default Options.MinFreeBytes, 128 MiB: what
+// Badger may still write through mmap after a check passed (a commit is at
+// most 15% of a memtable, but it can start a flush or a compaction), for
+// the sizes Open uses:
+//   - 64 MiB: the current value-log file (mapped sparse at 2 x the 64 MiB
+//     ValueLogFileSize, written up to 64 MiB before the next one starts);
+//   - 16 MiB: the two memtables' WALs (each mapped sparse at 2 x the 8 MiB
+//     MemTableSize, written up to 8 MiB);
+//   - 8 MiB: the level-0 table a memtable flush writes (also mmap);
+//   - 40 MiB of margin: compactions (they write the new tables before
+//     deleting the old ones), the MANIFEST, the discard stats, and other
+//     processes taking space between two checks.
+const DefaultMinFreeBytes = 128 << 20
+
 func (o *Options) fill() {
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = DefaultMinFreeBytes
+	}
 	if o.GCInterval <= 0 {
 		o.GCInterval = 10 * time.Minute
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -73,28 +74,21 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", opts.Dir, err)
 	}
+	if !opts.ReadOnly {
+		// Badger writes at Open (a new memtable WAL, value-log file,
+		// the schema record, replayed tables): refuse a file system too
+		// full to do that safely. Read-only opens still work, so the
+		// data can be listed and backed up.
+		if err := checkSpace(opts.Dir, opts.MinFreeBytes); err != nil {
+			return nil, fmt.Errorf("open store %q read-write: %w", opts.Dir, err)
+		}
+	}
 	if fresh && !opts.ReadOnly {
 		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 			return nil, fmt.Errorf("open store %q: %w", opts.Dir, err)
 		}
 	}
-	bo := badger.DefaultOptions(opts.Dir).
-		WithLogger(badgerLogger{opts.Logger}).
-		WithSyncWrites(!opts.NoSync).
-		WithReadOnly(opts.ReadOnly).
-		WithMemTableSize(8 << 20).
-		WithNumMemtables(2).
-		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(8).
-		WithNumCompactors(2).
-		WithValueLogFileSize(64 << 20).
-		WithBlockCacheSize(opts.CacheSize).
-		WithMetricsEnabled(false).
-		WithNumGoroutines(2)
-	if len(opts.EncryptionKey) > 0 {
-		bo = bo.WithEncryptionKey(opts.EncryptionKey).WithIndexCacheSize(opts.CacheSize)
-	}
-	db, err := openBadger(bo)
+	db, err := openBadger(badgerOptions(opts.Dir, opts))
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", opts.Dir, err)
 	}
@@ -109,6 +103,35 @@ func Open(opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// badgerOptions are the Badger options for a database in dir. The sizes
+// are small for edge devices, and DefaultMinFreeBytes is derived from them.
+func badgerOptions(dir string, opts Options) badger.Options {
+	bo := badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{opts.Logger}).
+		WithSyncWrites(!opts.NoSync).
+		WithReadOnly(opts.ReadOnly).
+		WithMemTableSize(memTableSize).
+		WithNumMemtables(numMemtables).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithNumCompactors(2).
+		WithValueLogFileSize(valueLogFileSize).
+		WithBlockCacheSize(opts.CacheSize).
+		WithMetricsEnabled(false).
+		WithNumGoroutines(2)
+	if len(opts.EncryptionKey) > 0 {
+		bo = bo.WithEncryptionKey(opts.EncryptionKey).WithIndexCacheSize(opts.CacheSize)
+	}
+	return bo
+}
+
+// Badger sizes (see DefaultMinFreeBytes, which depends on them).
+const (
+	memTableSize     = 8 << 20
+	numMemtables     = 2
+	valueLogFileSize = 64 << 20
+)
 
 // checkDir refuses a path that is not a directory, and a non-empty
 // directory without a Badger MANIFEST (somebody else's files, or a database
@@ -306,6 +329,10 @@ func classify(err error) error {
 		return nil
 	case errors.Is(err, badger.ErrDBClosed):
 		return ErrClosed
+	case errors.Is(err, syscall.ENOSPC) && !errors.Is(err, ErrDiskFull):
+		// A write Badger makes with write(2) (MANIFEST, a new file)
+		// hit the full disk before the free-space check did.
+		return fmt.Errorf("%w: %v", ErrDiskFull, err)
 	}
 	return err
 }

@@ -27,7 +27,8 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 }
 
 // Update runs fn in a read-write transaction and commits it when fn returns
-// nil. On a write conflict with a concurrent transaction fn runs again on a
+// nil. A file system with less than Options.MinFreeBytes free gives
+// ErrDiskFull before fn runs. On a write conflict with a concurrent transaction fn runs again on a
 // fresh snapshot, so it must not have side effects outside the Tx.
 func (s *Store) Update(fn func(tx *Tx) error) error {
 	s.closeMu.RLock()
@@ -37,6 +38,11 @@ func (s *Store) Update(fn func(tx *Tx) error) error {
 	}
 	if s.opts.ReadOnly {
 		return ErrReadOnly
+	}
+	// Every write goes through here: a full disk must give ErrDiskFull,
+	// not a SIGBUS inside Badger's mmap'd logs.
+	if err := s.checkWriteSpace(); err != nil {
+		return err
 	}
 	var err error
 	for attempt := 0; attempt < maxConflictRetries; attempt++ {
