@@ -458,6 +458,8 @@ func storeError(err error) error {
 		return ErrUnknownPerson.with(nil, "%v", err)
 	case errors.Is(err, store.ErrInvalidEmbedding):
 		return ErrBadRequest.with(err, "")
+	case errors.Is(err, store.ErrDiskFull):
+		return ErrStorageFull.with(err, "%s", ErrStorageFull.msg)
 	}
 	return ErrInternal.with(err, "store")
 }

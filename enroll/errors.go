@@ -69,6 +69,10 @@ var (
 	// ErrBadRequest: a request that cannot be served (no images, too many,
 	// too large, no name or id, bad embedding).
 	ErrBadRequest = newError("bad_request", "bad request")
+	// ErrStorageFull: the disk holding the database is too full to store
+	// anything (store.ErrDiskFull); nothing was changed. Retry once space
+	// is freed.
+	ErrStorageFull = newError("storage_full", "not enough free disk space to store it; nothing was changed")
 	// ErrInternal: the store or the embedder failed; nothing was changed.
 	ErrInternal = newError("internal", "internal error")
 )

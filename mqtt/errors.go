@@ -40,6 +40,7 @@ const (
 	CodeBusy           = "busy"            // the command queue is full; retry later
 	CodeTimeout        = "timeout"         // the command did not finish in time
 	CodeUnavailable    = "unavailable"     // edged is shutting down or the feature is off
+	CodeStorageFull    = "storage_full"    // the device's disk is too full to store anything; nothing was changed, retry once space is freed
 	CodeInternal       = "internal"        // anything else; details are in edged's log, not in the reply
 )
 

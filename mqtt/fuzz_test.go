@@ -12,7 +12,7 @@ var knownCodes = map[string]bool{
 	CodeTooLarge: true, CodeBadImage: true, CodeNoFace: true, CodePoorQuality: true,
 	CodeUnknownPerson: true, CodeUnknownCluster: true, CodeUnknownCamera: true,
 	CodeUnknownCommand: true, CodeConflict: true, CodeBusy: true, CodeTimeout: true,
-	CodeUnavailable: true, CodeInternal: true,
+	CodeUnavailable: true, CodeStorageFull: true, CodeInternal: true,
 }
 
 func fuzzSeeds(f *testing.F) {

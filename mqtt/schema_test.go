@@ -113,7 +113,7 @@ var fieldDocs = map[string]map[string]any{
 	"Reply.id":                          {"description": "The request id; empty when it could not be read."},
 	"Reply.ok":                          {"description": "true: result is present; false: error is present."},
 	"Reply.result":                      {"description": "Command-specific (result.*.json); {} when there is nothing to say."},
-	"ReplyError.code":                   {"enum": []string{CodeBadJSON, CodeUnknownField, CodeMissingField, CodeInvalidField, CodeTooLarge, CodeBadImage, CodeNoFace, CodePoorQuality, CodeUnknownPerson, CodeUnknownCluster, CodeUnknownCamera, CodeUnknownCommand, CodeConflict, CodeBusy, CodeTimeout, CodeUnavailable, CodeInternal}, "description": "Machine-readable; the set may grow (treat unknown codes like internal)."},
+	"ReplyError.code":                   {"enum": []string{CodeBadJSON, CodeUnknownField, CodeMissingField, CodeInvalidField, CodeTooLarge, CodeBadImage, CodeNoFace, CodePoorQuality, CodeUnknownPerson, CodeUnknownCluster, CodeUnknownCamera, CodeUnknownCommand, CodeConflict, CodeBusy, CodeTimeout, CodeUnavailable, CodeStorageFull, CodeInternal}, "description": "Machine-readable; the set may grow (treat unknown codes like internal)."},
 	"ReplyError.message":                {"description": "For humans; may change between versions."},
 	"StatusResult.outbox_pending":       {"description": "Events waiting to be published."},
 	"Person.last_camera":                {"description": "Camera that last recognized the person."},

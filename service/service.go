@@ -512,6 +512,8 @@ func replyError(err error) error {
 			code = mqtt.CodeInvalidField
 		case "name_taken", "last_sample":
 			code = mqtt.CodeConflict
+		case "storage_full":
+			code = mqtt.CodeStorageFull
 		default:
 			return err
 		}
@@ -522,6 +524,8 @@ func replyError(err error) error {
 		return mqtt.Errorf(mqtt.CodeUnknownPerson, "%v", err)
 	case errors.Is(err, store.ErrUnknownNotFound):
 		return mqtt.Errorf(mqtt.CodeUnknownCluster, "%v", err)
+	case errors.Is(err, store.ErrDiskFull):
+		return mqtt.Errorf(mqtt.CodeStorageFull, "%v", err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return err
 	}
