@@ -347,16 +347,21 @@ func (p *Pipeline) closeOutputs() error {
 // once Close has waited DrainTimeout it counts the batch as lost.
 func (p *Pipeline) writeWithRetry(o EventOutput, batch []Event) {
 	backoff := 50 * time.Millisecond
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		err := o.WriteEvents(batch)
 		if err == nil {
 			if attempt > 1 {
-				p.log.Info("event output recovered", "output", stageName(o), "attempts", attempt)
+				p.log.Info("event output recovered", "output", stageName(o), "attempts", attempt, "after", time.Since(start).Round(time.Millisecond))
 			}
 			return
 		}
 		p.m.outputErrors.With(stageName(o)).Inc()
-		if attempt == 1 || attempt%20 == 0 {
+		// Logged once when the outage starts, then at doubling intervals
+		// (attempt 32, 64, ... : about 1, 2, 4, 8 minutes in at the 2s
+		// backoff cap), so a long outage such as a full disk does not
+		// flood the log; the recovery is logged once too.
+		if attempt == 1 || (attempt >= 32 && attempt&(attempt-1) == 0) {
 			p.log.Error("event output failed; retrying", "output", stageName(o), "events", len(batch), "attempt", attempt, "err", err)
 		}
 		if c := p.closing.Load(); c != 0 && time.Since(time.Unix(0, c)) > p.opts.DrainTimeout {
