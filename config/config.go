@@ -75,6 +75,11 @@ type Store struct {
 	SaveChips bool `yaml:"save_chips"`
 	// GCInterval is the value-log GC period (default 10m).
 	GCInterval time.Duration `yaml:"gc_interval"`
+	// MinFreeMB is the free space (MiB) the data directory's filesystem must
+	// keep: below it the store refuses writes with a clear error instead of
+	// letting Badger's memory-mapped files hit a full disk (which would kill
+	// the process). Default 128; 0 turns the check off (not recommended).
+	MinFreeMB int `yaml:"min_free_mb"`
 }
 
 // Detect configures face detection. Cameras can override MinFaceSize and
@@ -182,7 +187,7 @@ func Default() Config {
 			DiscoveryPrefix: "homeassistant",
 			MaxPayload:      16 << 20,
 		},
-		Store:  Store{GCInterval: 10 * time.Minute},
+		Store:  Store{GCInterval: 10 * time.Minute, MinFreeMB: 128},
 		Detect: Detect{Backend: "dnn", ScoreThreshold: 0.7, NMSThreshold: 0.3, MinFaceSize: 40},
 		Recognition: Recognition{
 			MinQuality:      0.3,

@@ -175,6 +175,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	cfg.Recognition.Decide = 5
 	cfg.Recognition.MaxEmbeds = 2
 	cfg.Pipeline.EmbedBatch = 0
+	cfg.Store.MinFreeMB = -5
 	cfg.Cameras = []Camera{
 		{Name: "door", URL: "/dev/video0", Threshold: &neg},
 		{Name: "door", URL: "", FPS: -1, Width: 640, MinFaceSize: &tiny},
@@ -188,7 +189,7 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	wantKeys := []string{
 		"device", "log.level", "http.addr", "mqtt.broker", "mqtt.keepalive", "mqtt.cert_file",
 		"detect.score_threshold", "detect.max_face_size", "recognition.max_embeds",
-		"pipeline.embed_batch", "cameras[0].threshold", "cameras[1].name", "cameras[1].url",
+		"pipeline.embed_batch", "store.min_free_mb", "cameras[0].threshold", "cameras[1].name", "cameras[1].url",
 		"cameras[1].fps", "cameras[1].width", "cameras[1].min_face_size",
 	}
 	got := map[string]bool{}

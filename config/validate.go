@@ -67,6 +67,9 @@ func (c *Config) Validate() error {
 	}
 
 	fileExists(&ps, "store.key_file", c.Store.KeyFile)
+	if c.Store.MinFreeMB < 0 {
+		ps.add("store.min_free_mb", "%d: want 0 (off) or more", c.Store.MinFreeMB)
+	}
 	if c.Store.GCInterval < time.Minute {
 		ps.add("store.gc_interval", "%v: want at least 1m", c.Store.GCInterval)
 	}

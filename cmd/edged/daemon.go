@@ -120,7 +120,8 @@ func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (_ *core, err 
 		}
 	}
 	c.st, err = store.Open(store.Options{Dir: dir, EncryptionKey: key, ReadOnly: readOnly,
-		GCInterval: cfg.Store.GCInterval, Logger: log.With("component", "store")})
+		GCInterval: cfg.Store.GCInterval, MinFreeBytes: minFreeBytes(cfg.Store.MinFreeMB),
+		Logger: log.With("component", "store")})
 	if err != nil {
 		if o.readOnly {
 			return nil, fmt.Errorf("open store %s: %w (if edged runs on it, stop it or use a copy: edged backup)", o.dataDir, err)
@@ -363,4 +364,13 @@ func cameraPayload(camera string, e capture.Event) ([]mqtt.Payload, bool) {
 		mqtt.Camera{Camera: camera, State: state, Reason: reason, Time: at},
 		mqtt.CameraState{Camera: camera, Status: state, Time: at},
 	}, true
+}
+
+// minFreeBytes maps store.min_free_mb onto store.Options.MinFreeBytes, where
+// 0 means the default and a negative value turns the check off.
+func minFreeBytes(mb int) int64 {
+	if mb == 0 {
+		return -1
+	}
+	return int64(mb) << 20
 }

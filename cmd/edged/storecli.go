@@ -39,12 +39,13 @@ func addStoreCLIFlags(fs *flag.FlagSet) *storeCLIFlags {
 // options resolves the store options from the flags and the config.
 func (f *storeCLIFlags) options(readOnly bool) (store.Options, error) {
 	var cfgDir, cfgKeyFile string
+	minFree := config.Default().Store.MinFreeMB
 	if *f.config != "" {
 		cfg, err := config.Load(*f.config)
 		if err != nil {
 			return store.Options{}, err
 		}
-		cfgDir, cfgKeyFile = cfg.DataDir, cfg.Store.KeyFile
+		cfgDir, cfgKeyFile, minFree = cfg.DataDir, cfg.Store.KeyFile, cfg.Store.MinFreeMB
 	}
 	keyFile := *f.keyFile
 	if keyFile == "" {
@@ -56,6 +57,7 @@ func (f *storeCLIFlags) options(readOnly bool) (store.Options, error) {
 	}
 	opts := store.DefaultOptions(resolveDataDir(*f.data, cfgDir))
 	opts.EncryptionKey, opts.ReadOnly = key, readOnly
+	opts.MinFreeBytes = minFreeBytes(minFree)
 	opts.Logger = f.logger()
 	return opts, nil
 }
