@@ -153,6 +153,17 @@ func TestSyntaxError(t *testing.T) {
 	}
 }
 
+func TestSyntaxErrorNamesFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "edged.yaml")
+	if err := os.WriteFile(path, []byte("cameras: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ParseFile(path)
+	if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), path) {
+		t.Errorf("got %v, want ErrSyntax naming %s", err, path)
+	}
+}
+
 func TestLoadMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	if !errors.Is(err, ErrRead) || !errors.Is(err, os.ErrNotExist) {

@@ -52,8 +52,11 @@ func ParseFile(path string) (Config, error) {
 	}
 	cfg, err := Parse(data)
 	var ve *ValidationError
-	if errors.As(err, &ve) {
+	switch {
+	case errors.As(err, &ve):
 		ve.File = path
+	case err != nil:
+		err = fmt.Errorf("%s: %w", path, err) // a syntax error names the file too
 	}
 	return cfg, err
 }

@@ -98,8 +98,10 @@ func runReplay(ctx context.Context, args []string) (int, error) {
 	log, _ := daemonLogger(cfg.Log, *debug)
 
 	sum := replaySummary{Video: video, Events: map[string]int{}, EventsFile: *events, Annotated: *annotate}
-	if st, err := os.Stat(video); err != nil || st.IsDir() {
-		return exitFailure, fmt.Errorf("%s: not a video file", video)
+	if st, err := os.Stat(video); err != nil {
+		return exitFailure, fmt.Errorf("%s: not a video file: %w", video, err)
+	} else if st.IsDir() {
+		return exitFailure, fmt.Errorf("%s: not a video file: it is a directory", video)
 	}
 	c, err := openCore(cfg, log, coreOptions{dataDir: dataDir, modelDir: modelDirOf(cfg), readOnly: true, detectWorkers: 1})
 	if err != nil {

@@ -294,7 +294,7 @@ func TestReplayBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"replay"}, exitUsage, "missing VIDEO"},
-		{[]string{"replay", filepath.Join(dir, "nope.mp4")}, exitFailure, "not a video file"},
+		{[]string{"replay", filepath.Join(dir, "nope.mp4")}, exitFailure, "no such file"},
 		{[]string{"replay", junk, "--data", filepath.Join(dir, "d")}, exitFailure, "not a video"},
 		{[]string{"replay", trunc, "--data", filepath.Join(dir, "d")}, exitFailure, ""},
 		{[]string{"replay", junk, "--annotate", filepath.Join(dir, "out.gif")}, exitUsage, ".mp4"},
