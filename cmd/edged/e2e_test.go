@@ -305,24 +305,8 @@ cameras:
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(e.bin, "run", "--config", cfgFile, "--data", filepath.Join(dir, "data"))
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("edged log:\n%s", logs.String())
-		}
-	}()
+	d := startDaemon(t, e.bin, nil, "run", "--config", cfgFile, "--data", filepath.Join(dir, "data"))
 	url := fmt.Sprintf("tcp://127.0.0.1:%d", mqttPort)
 	waitPort(t, mqttPort, 15*time.Second)
 	sub := subscribe(t, url, "", "", "edged/e2e/#")
@@ -404,14 +388,8 @@ cameras:
 	}
 
 	// SIGTERM: clean exit, offline published.
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("edged did not stop within 20 s of SIGTERM")
+	if err := d.stop(t, syscall.SIGTERM, 20*time.Second); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
 	}
 	sub.waitFor(t, "offline availability", 5*time.Second, func(m received) bool {
 		return m.topic == "edged/e2e/availability" && string(m.payload) == mqtt.Offline
@@ -468,4 +446,91 @@ func httpGet(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// daemonProc is an `edged ...` process started by a test. Its output is kept
+// (and shown when the test fails); it is killed at the end if still running.
+type daemonProc struct {
+	cmd    *exec.Cmd
+	logs   lockedBuffer
+	exited chan error
+}
+
+func startDaemon(t *testing.T, bin string, env []string, args ...string) *daemonProc {
+	t.Helper()
+	d := &daemonProc{cmd: exec.Command(bin, args...), exited: make(chan error, 1)}
+	if env != nil {
+		d.cmd.Env = append(os.Environ(), env...)
+	}
+	d.cmd.Stdout, d.cmd.Stderr = &d.logs, &d.logs
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.exited <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			_ = d.cmd.Process.Kill()
+			<-d.exited
+		}
+		if t.Failed() {
+			t.Logf("edged log:\n%s", d.logs.String())
+		}
+	})
+	return d
+}
+
+// signal sends sig to the process.
+func (d *daemonProc) signal(sig os.Signal) { _ = d.cmd.Process.Signal(sig) }
+
+// stop sends sig and waits for the exit (see wait).
+func (d *daemonProc) stop(t *testing.T, sig os.Signal, timeout time.Duration) error {
+	t.Helper()
+	d.signal(sig)
+	return d.wait(t, timeout)
+}
+
+// wait returns the exit status; a process still running after timeout
+// fails the test.
+func (d *daemonProc) wait(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-d.exited:
+		return err
+	case <-time.After(timeout):
+		t.Fatalf("edged did not exit within %v", timeout)
+		return nil
+	}
+}
+
+// waitLog reports whether the output contains substr within timeout (the
+// output reaches the test through a pipe, a little after the process wrote
+// it).
+func (d *daemonProc) waitLog(substr string, timeout time.Duration) bool {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(d.logs.String(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that the process's output copier writes
+// while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

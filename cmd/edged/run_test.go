@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -81,27 +80,11 @@ func TestRunNotifyWatchdogReloadStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns := newNotifySocket(t)
-	cmd := exec.Command(e.bin, "run", "--config", cfgFile, "--data", filepath.Join(dir, "data"))
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+ns.path, "WATCHDOG_USEC=400000")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("edged log:\n%s", logs.String())
-		}
-	}()
+	d := startDaemon(t, e.bin, []string{"NOTIFY_SOCKET=" + ns.path, "WATCHDOG_USEC=400000"},
+		"run", "--config", cfgFile, "--data", filepath.Join(dir, "data"))
 	ns.expect(t, "READY=1", 30*time.Second)
 	ns.expect(t, "WATCHDOG=1", 2*time.Second)
-	if !strings.Contains(logs.String(), "no camera configured: serving MQTT commands only") {
+	if !d.waitLog("no camera configured: serving MQTT commands only", 5*time.Second) {
 		t.Errorf("no-camera start not logged")
 	}
 	sub := subscribe(t, fmt.Sprintf("tcp://127.0.0.1:%d", mqttPort), "", "", "edged/sd/#")
@@ -115,7 +98,7 @@ func TestRunNotifyWatchdogReloadStop(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte(base+fmt.Sprintf("cameras: [{name: lab, url: %s}]\n", video)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_ = cmd.Process.Signal(syscall.SIGHUP)
+	d.signal(syscall.SIGHUP)
 	ns.expect(t, "RELOADING=1", 10*time.Second)
 	ns.expect(t, "READY=1", 20*time.Second)
 	deadline := time.Now().Add(15 * time.Second)
@@ -129,24 +112,19 @@ func TestRunNotifyWatchdogReloadStop(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte(base+"cameras: [{name: lab, url: ''}]\nbogus: 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_ = cmd.Process.Signal(syscall.SIGHUP)
+	d.signal(syscall.SIGHUP)
 	ns.expect(t, "READY=1", 10*time.Second)
-	if !strings.Contains(logs.String(), "configuration refused") {
+	if !d.waitLog("configuration refused", 5*time.Second) {
 		t.Error("broken configuration on reload not reported")
 	}
 	if !strings.Contains(httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", httpPort)), `"lab"`) {
 		t.Error("camera stopped by a refused reload")
 	}
 
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	d.signal(syscall.SIGTERM)
 	ns.expect(t, "STOPPING=1", 10*time.Second)
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("exit: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("no exit within 20 s of SIGTERM")
+	if err := d.wait(t, 20*time.Second); err != nil {
+		t.Errorf("exit: %v", err)
 	}
 }
 
