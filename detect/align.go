@@ -1,73 +1,29 @@
 package detect
 
 import (
+	"fmt"
 	"image"
 	"image/color"
-	"math"
 
 	"gocv.io/x/gocv"
 
 	"github.com/edged-dev/edged/face"
 )
 
-// Template is dlib's mean face for 150x150 chips with padding 0.25 (see
-// shared/golden/alignment.md), in face.Landmarks order.
-var Template = [face.NumLandmarks]face.Point{
-	{X: 47.55, Y: 46.60},  // right eye centre (image left)
-	{X: 100.48, Y: 46.60}, // left eye centre (image right)
-	{X: 74.01, Y: 76.56},  // nose tip
-	{X: 50.41, Y: 103.02}, // mouth corner, image left
-	{X: 97.61, Y: 103.02}, // mouth corner, image right
-}
+// Template is dlib's mean face for 150x150 chips (face.DlibTemplate's
+// points), kept for callers of this package.
+var Template = face.DlibTemplate.Points
 
-// Similarity is x' = A*x - B*y + TX, y' = B*x + A*y + TY (rotation, uniform
-// scale, translation).
-type Similarity struct{ A, B, TX, TY float64 }
+// Similarity and FitSimilarity live in package face (pure Go), shared by
+// every backbone's template.
+type Similarity = face.Similarity
 
-// Apply maps a point.
-func (s Similarity) Apply(p face.Point) face.Point {
-	x, y := float64(p.X), float64(p.Y)
-	return face.Point{X: float32(s.A*x - s.B*y + s.TX), Y: float32(s.B*x + s.A*y + s.TY)}
-}
+// FitSimilarity is face.FitSimilarity.
+func FitSimilarity(src, dst []face.Point) (Similarity, bool) { return face.FitSimilarity(src, dst) }
 
-// Scale is the uniform scale factor.
-func (s Similarity) Scale() float64 { return math.Hypot(s.A, s.B) }
-
-// FitSimilarity returns the least-squares similarity transform mapping src
-// onto dst (plain least squares over all points, no outlier rejection). ok is
-// false when src is degenerate (all points equal).
-func FitSimilarity(src, dst []face.Point) (Similarity, bool) {
-	n := min(len(src), len(dst))
-	if n < 2 {
-		return Similarity{}, false
-	}
-	var sx, sy, dx, dy float64
-	for i := 0; i < n; i++ {
-		sx += float64(src[i].X)
-		sy += float64(src[i].Y)
-		dx += float64(dst[i].X)
-		dy += float64(dst[i].Y)
-	}
-	fn := float64(n)
-	sx, sy, dx, dy = sx/fn, sy/fn, dx/fn, dy/fn
-	var num1, num2, den float64
-	for i := 0; i < n; i++ {
-		px, py := float64(src[i].X)-sx, float64(src[i].Y)-sy
-		qx, qy := float64(dst[i].X)-dx, float64(dst[i].Y)-dy
-		num1 += px*qx + py*qy
-		num2 += px*qy - py*qx
-		den += px*px + py*py
-	}
-	if den < 1e-9 {
-		return Similarity{}, false
-	}
-	a, b := num1/den, num2/den
-	return Similarity{A: a, B: b, TX: dx - (a*sx - b*sy), TY: dy - (b*sx + a*sy)}, true
-}
-
-// warpChip warps img (BGR) by s into a ChipSize x ChipSize RGB chip
-// (bilinear, black border).
-func warpChip(img gocv.Mat, s Similarity) face.Chip {
+// warpChip warps img (BGR) by s into a size x size RGB chip (bilinear,
+// black border).
+func warpChip(img gocv.Mat, s Similarity, size int) face.Chip {
 	m := gocv.NewMatWithSize(2, 3, gocv.MatTypeCV64F)
 	defer m.Close()
 	m.SetDoubleAt(0, 0, s.A)
@@ -78,31 +34,76 @@ func warpChip(img gocv.Mat, s Similarity) face.Chip {
 	m.SetDoubleAt(1, 2, s.TY)
 	out := gocv.NewMat()
 	defer out.Close()
-	gocv.WarpAffineWithParams(img, &out, m, image.Pt(face.ChipSize, face.ChipSize),
+	gocv.WarpAffineWithParams(img, &out, m, image.Pt(size, size),
 		gocv.InterpolationLinear, gocv.BorderConstant, color.RGBA{})
 	gocv.CvtColor(out, &out, gocv.ColorBGRToRGB)
-	return face.Chip{Pix: out.ToBytes()}
+	return face.Chip{Size: size, Pix: out.ToBytes()}
 }
 
-// AlignChip warps a BGR frame onto the template by its five landmarks.
+// AlignChip warps a BGR frame onto the dlib template by its five landmarks.
 func AlignChip(img gocv.Mat, landmarks []face.Point) (face.Chip, bool) {
-	if len(landmarks) != face.NumLandmarks {
-		return face.Chip{}, false
-	}
-	s, ok := FitSimilarity(landmarks, Template[:])
+	return AlignTo(img, landmarks, face.DlibTemplate)
+}
+
+// AlignTo warps a BGR frame onto template t by its five landmarks.
+func AlignTo(img gocv.Mat, landmarks []face.Point, t face.Template) (face.Chip, bool) {
+	s, ok := t.Fit(landmarks)
 	if !ok {
 		return face.Chip{}, false
 	}
-	return warpChip(img, s), true
+	return warpChip(img, s, t.Size), true
 }
 
-// centreCropTransform maps a detector box onto the chip without landmarks:
-// the box centre goes to the template's centre and the box side to the
-// template's face width. Used only as a flagged fallback.
-func centreCropTransform(b detection) Similarity {
+// ChipFromCrop derives the chip for template t from a crop aligned to
+// face.CropTemplate (what the store keeps): the two templates are related by
+// a fixed similarity, so this is one more bilinear warp.
+func ChipFromCrop(crop face.Chip, t face.Template) (face.Chip, error) {
+	if err := crop.Validate(); err != nil {
+		return face.Chip{}, fmt.Errorf("crop: %w", err)
+	}
+	if crop.Side() != face.CropSize {
+		return face.Chip{}, fmt.Errorf("crop: %w: %dx%d, want %dx%d", face.ErrChipSize, crop.Side(), crop.Side(), face.CropSize, face.CropSize)
+	}
+	s, ok := t.Fit(face.CropTemplate.Points[:])
+	if !ok {
+		return face.Chip{}, fmt.Errorf("template %s: degenerate", t.Name)
+	}
+	rgb, err := gocv.NewMatFromBytes(crop.Side(), crop.Side(), gocv.MatTypeCV8UC3, crop.Pix)
+	if err != nil {
+		return face.Chip{}, fmt.Errorf("crop: %w", err)
+	}
+	defer rgb.Close()
+	// warpChip takes BGR and swaps to RGB; the crop is RGB, so swap first.
+	bgr := gocv.NewMat()
+	defer bgr.Close()
+	gocv.CvtColor(rgb, &bgr, gocv.ColorBGRToRGB) // the same channel swap
+	return warpChip(bgr, s, t.Size), nil
+}
+
+// centreCropTransform maps a detector box onto template t's chip without
+// landmarks: the box centre goes to where the dlib chip's centre falls in t
+// and the box side to the face width. Used only as a flagged fallback.
+func centreCropTransform(b detection, t face.Template) Similarity {
 	side := float64(max(b.w(), b.h()))
-	// In dlib chips the face (eyebrows to chin) spans roughly x 25..125.
+	// In dlib chips the face (eyebrows to chin) spans roughly x 25..125 and
+	// the box centre sits at (75, 78); other templates by their fixed
+	// similarity to dlib's.
 	scale := 100 / side
 	cx, cy := float64(b.x1+b.x2)/2, float64(b.y1+b.y2)/2
-	return Similarity{A: scale, TX: 75 - scale*cx, TY: 78 - scale*cy}
+	toDlib := Similarity{A: scale, TX: 75 - scale*cx, TY: 78 - scale*cy}
+	if t.Name == face.DlibTemplate.Name {
+		return toDlib
+	}
+	d, _ := t.Fit(face.DlibTemplate.Points[:]) // dlib chip -> t
+	return compose(d, toDlib)
+}
+
+// compose returns the transform x -> outer(inner(x)).
+func compose(outer, inner Similarity) Similarity {
+	return Similarity{
+		A:  outer.A*inner.A - outer.B*inner.B,
+		B:  outer.A*inner.B + outer.B*inner.A,
+		TX: outer.A*inner.TX - outer.B*inner.TY + outer.TX,
+		TY: outer.B*inner.TX + outer.A*inner.TY + outer.TY,
+	}
 }

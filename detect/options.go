@@ -3,6 +3,8 @@ package detect
 import (
 	"fmt"
 	"log/slog"
+
+	"github.com/edged-dev/edged/face"
 )
 
 // Backends.
@@ -59,6 +61,10 @@ type Options struct {
 	MaxFace int `yaml:"max_face"`
 	// MaxFaces keeps only the highest-scored faces; 0 keeps all.
 	MaxFaces int `yaml:"max_faces"`
+	// Template is the alignment of Face.Chip: the embedding backbone's
+	// (infer.Backbone.Template). Default face.DlibTemplate. Face.Crop is
+	// always aligned to face.CropTemplate.
+	Template face.Template `yaml:"-"`
 	// Landmarks enables the landmark model and aligned chips. DefaultOptions
 	// sets it to true; with false, chips are centre crops (Aligned=false).
 	Landmarks bool `yaml:"landmarks"`
@@ -94,6 +100,9 @@ func DefaultOptions(modelDir string) Options {
 func (o *Options) fill() {
 	if o.Backend == "" {
 		o.Backend = BackendDNN
+	}
+	if o.Template.Size == 0 {
+		o.Template = face.DlibTemplate
 	}
 	if o.DetectorModel == "" {
 		o.DetectorModel = DefaultDetectorModel

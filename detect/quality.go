@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"image"
 	"math"
 	"strings"
 
@@ -9,13 +10,22 @@ import (
 	"github.com/edged-dev/edged/face"
 )
 
-// blurOf is the variance of the Laplacian of the grey chip (higher = sharper).
-func blurOf(w *worker, chip face.Chip) float32 {
-	rgb, err := gocv.NewMatFromBytes(face.ChipSize, face.ChipSize, gocv.MatTypeCV8UC3, chip.Pix)
+// blurOf is the variance of the Laplacian of the grey face (higher =
+// sharper), measured on the dlib chip's area of the crop: the same pixels,
+// at the same scale, whatever backbone's chip is embedded, so the blur
+// thresholds keep their meaning.
+func blurOf(w *worker, crop face.Chip) float32 {
+	n := crop.Side()
+	whole, err := gocv.NewMatFromBytes(n, n, gocv.MatTypeCV8UC3, crop.Pix)
 	if err != nil {
 		return 0
 	}
-	defer rgb.Close()
+	defer whole.Close()
+	rgb := whole
+	if n == face.CropSize {
+		rgb = whole.Region(image.Rect(face.CropOffsetX, face.CropOffsetY, face.CropOffsetX+face.ChipSize, face.CropOffsetY+face.ChipSize))
+		defer rgb.Close()
+	}
 	grey := gocv.NewMat()
 	defer grey.Close()
 	gocv.CvtColor(rgb, &grey, gocv.ColorRGBToGray)
@@ -73,8 +83,8 @@ func plausible(l []face.Point, b detection) bool {
 // rate fills in the quality of a face.
 func (d *Detector) rate(w *worker, f *face.Face, b detection, geometryOK bool) {
 	q := face.Quality{Size: sqrt32(b.w() * b.h())}
-	if len(f.Chip.Pix) > 0 {
-		q.Blur = blurOf(w, f.Chip)
+	if len(f.Crop.Pix) > 0 {
+		q.Blur = blurOf(w, f.Crop)
 	}
 	if f.Landmarks != nil {
 		q.Yaw = yawOf(f.Landmarks)
@@ -116,12 +126,14 @@ func (d *Detector) describe(w *worker, img gocv.Mat, b detection) face.Face {
 			// warp the face mirrored or upside down, worse than a centre crop:
 			// keep them for display, but fall back.
 			if geometryOK = plausible(f.Landmarks, b); geometryOK {
-				f.Chip, f.Aligned = AlignChip(img, f.Landmarks)
+				f.Chip, f.Aligned = AlignTo(img, f.Landmarks, d.opts.Template)
+				f.Crop, _ = AlignTo(img, f.Landmarks, face.CropTemplate)
 			}
 		}
 	}
 	if !f.Aligned {
-		f.Chip = warpChip(img, centreCropTransform(b))
+		f.Chip = warpChip(img, centreCropTransform(b, d.opts.Template), d.opts.Template.Size)
+		f.Crop = warpChip(img, centreCropTransform(b, face.CropTemplate), face.CropSize)
 	}
 	d.rate(w, &f, b, geometryOK)
 	return f

@@ -9,47 +9,69 @@ import (
 	"image"
 )
 
-// ChipSize is the side of the square, aligned face chip the embedding network
-// expects (dlib's face-chip size).
+// ChipSize is the side of the dlib ResNet's chip (dlib's face-chip size),
+// the side a Chip with Size 0 has. Other backbones take other sizes
+// (MobileFaceNet: 112); a chip carries its own.
 const ChipSize = 150
 
-// Chip is an aligned face image: ChipSize x ChipSize pixels, 8-bit RGB,
-// row-major HWC (Pix[(y*ChipSize+x)*3+c], c = R,G,B).
+// Chip is an aligned face image: Size x Size pixels, 8-bit RGB, row-major
+// HWC (Pix[(y*Size+x)*3+c], c = R,G,B). Size 0 means ChipSize (150).
 type Chip struct {
-	Pix []uint8
+	Size int
+	Pix  []uint8
 }
 
-// ErrChipSize is returned when a chip does not hold ChipSize*ChipSize*3 bytes.
-var ErrChipSize = errors.New("face chip must be 150x150 RGB")
+// ErrChipSize is returned when a chip does not hold Size*Size*3 bytes or is
+// not the size a backbone takes.
+var ErrChipSize = errors.New("wrong face chip size")
 
-// Validate reports whether the chip has the right size.
+// MaxChipSize bounds a chip's side (a corrupt file or message cannot ask
+// for a huge allocation).
+const MaxChipSize = 1024
+
+// Side is the chip's width and height in pixels.
+func (c Chip) Side() int {
+	if c.Size == 0 {
+		return ChipSize
+	}
+	return c.Size
+}
+
+// Validate reports whether the chip's pixels fill its size.
 func (c Chip) Validate() error {
-	if len(c.Pix) != ChipSize*ChipSize*3 {
-		return fmt.Errorf("%w: got %d bytes, want %d", ErrChipSize, len(c.Pix), ChipSize*ChipSize*3)
+	n := c.Side()
+	if n < 1 || n > MaxChipSize {
+		return fmt.Errorf("%w: side %d not in [1, %d]", ErrChipSize, n, MaxChipSize)
+	}
+	if len(c.Pix) != n*n*3 {
+		return fmt.Errorf("%w: got %d bytes, want %d for %dx%d RGB", ErrChipSize, len(c.Pix), n*n*3, n, n)
 	}
 	return nil
 }
 
-// ChipFromImage converts a 150x150 image into a Chip (RGB, alpha dropped).
+// ChipFromImage converts a square image into a Chip (RGB, alpha dropped).
+// The chip's Size is the image's side.
 func ChipFromImage(img image.Image) (Chip, error) {
 	b := img.Bounds()
-	if b.Dx() != ChipSize || b.Dy() != ChipSize {
-		return Chip{}, fmt.Errorf("%w: image is %dx%d", ErrChipSize, b.Dx(), b.Dy())
+	if b.Dx() != b.Dy() || b.Dx() < 1 || b.Dx() > MaxChipSize {
+		return Chip{}, fmt.Errorf("%w: image is %dx%d, want a square of at most %d", ErrChipSize, b.Dx(), b.Dy(), MaxChipSize)
 	}
-	pix := make([]uint8, 0, ChipSize*ChipSize*3)
+	n := b.Dx()
+	pix := make([]uint8, 0, n*n*3)
 	for y := b.Min.Y; y < b.Max.Y; y++ {
 		for x := b.Min.X; x < b.Max.X; x++ {
 			r, g, bl, _ := img.At(x, y).RGBA()
 			pix = append(pix, uint8(r>>8), uint8(g>>8), uint8(bl>>8))
 		}
 	}
-	return Chip{Pix: pix}, nil
+	return Chip{Size: n, Pix: pix}, nil
 }
 
 // Image returns the chip as an image.RGBA (for encoding or drawing).
 func (c Chip) Image() *image.RGBA {
-	img := image.NewRGBA(image.Rect(0, 0, ChipSize, ChipSize))
-	for i := 0; i < ChipSize*ChipSize && 3*i+2 < len(c.Pix); i++ {
+	n := c.Side()
+	img := image.NewRGBA(image.Rect(0, 0, n, n))
+	for i := 0; i < n*n && 3*i+2 < len(c.Pix); i++ {
 		img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = c.Pix[3*i], c.Pix[3*i+1], c.Pix[3*i+2], 255
 	}
 	return img
@@ -85,9 +107,14 @@ type Face struct {
 	Score     float32         // detector confidence 0..1
 	Landmarks []Point         // NumLandmarks points in frame pixels, nil when not available
 	Aligned   bool            // false: the chip is a centre crop of the box (no landmarks)
-	Chip      Chip
-	Quality   Quality
+	Chip      Chip            // aligned to the backbone's template
+	// Crop is the face aligned to CropTemplate, large enough to derive the
+	// chip of every backbone's template again (what the store keeps, so a
+	// gallery survives a change of backbone). Empty when not asked for.
+	Crop    Chip
+	Quality Quality
 }
 
-// Embedding is the raw 128-d output of the backbone network.
+// Embedding is the raw output of a backbone network (128 values for the
+// dlib ResNet, 192 for MobileFaceNet), not normalised.
 type Embedding []float32
