@@ -36,36 +36,24 @@ type Calibration struct {
 	GenuineSD    float64 `json:"genuine_sd"`
 }
 
-// The prior, measured with edged's detector, aligner and network (dlib
-// ResNet, identity head) on the LFW dev fold: the distance between a face
-// and the normalised mean of k shots of another person has a lower tail
-// that a normal law with mean priorImpostorMean(k) and sd priorImpostorSD
-// follows down to a 1e-5 quantile; a face of the same person lies at
-// priorGenuineMean(k) +- priorGenuineSD(k).
+// How the prior and the measurements mix.
 const (
-	priorImpostorSD = 0.058
 	// priorWeight is how many measured people (or points, for the
 	// same-person distances) count as much as the prior.
 	priorWeight = 20
 	// minFitPeople: below this, leave-one-out distances (to N-1 people)
 	// say too little about N and only the prior is used.
 	minFitPeople = 3
-	// The fitted threshold stays in this range whatever the data says.
-	minThreshold, maxThreshold = 0.2, 0.5
 )
-
-func priorImpostorMean(k float64) float64 { return 0.532 + 0.035/math.Pow(max(k, 1), 1.5) }
-func priorGenuineMean(k float64) float64  { return 0.22 + 0.091/math.Pow(max(k, 1), 0.75) }
-func priorGenuineSD(k float64) float64    { return 0.034 + 0.018/max(k, 1) }
 
 // normQuantile is the standard normal quantile function.
 func normQuantile(p float64) float64 { return math.Sqrt2 * math.Erfinv(2*p-1) }
 
 // priorStrangerQuantile is the u-quantile of a stranger's distance to the
 // nearest of n people under the prior: P(min <= d) = 1-(1-F(d))^n.
-func priorStrangerQuantile(u float64, n int, k float64) float64 {
+func priorStrangerQuantile(sp Space, u float64, n int, k float64) float64 {
 	p := 1 - math.Pow(1-u, 1/float64(max(n, 1)))
-	return priorImpostorMean(k) + priorImpostorSD*normQuantile(p)
+	return sp.impostorMean(k) + sp.ImpostorSD*normQuantile(p)
 }
 
 // calibrate fits the calibration from leave-one-person-out stranger
@@ -73,12 +61,13 @@ func priorStrangerQuantile(u float64, n int, k float64) float64 {
 // mean number of samples per cluster.
 func calibrate(opts Options, people int, k float64, stranger, genuine []float64) Calibration {
 	c := Calibration{People: people, Points: len(stranger)}
+	sp := opts.Space.orDefault()
 	// Prior.
-	med := priorStrangerQuantile(0.5, people, k)
+	med := priorStrangerQuantile(sp, 0.5, people, k)
 	c.StrangerMean = med
-	c.StrangerSD = med - priorStrangerQuantile(0.15866, people, k)
-	c.GenuineMean, c.GenuineSD = priorGenuineMean(k), priorGenuineSD(k)
-	priorT := priorStrangerQuantile(opts.TargetFAR, people, k)
+	c.StrangerSD = med - priorStrangerQuantile(sp, 0.15866, people, k)
+	c.GenuineMean, c.GenuineSD = sp.genuineMean(k), sp.genuineSD(k)
+	priorT := priorStrangerQuantile(sp, opts.TargetFAR, people, k)
 	t := priorT
 	if people >= minFitPeople && len(stranger) >= 2 {
 		m, s := meanSD(stranger)
@@ -97,7 +86,7 @@ func calibrate(opts Options, people int, k float64, stranger, genuine []float64)
 	}
 	c.StrangerSD = max(c.StrangerSD, 0.01)
 	c.GenuineSD = max(c.GenuineSD, 0.01)
-	c.Threshold, c.Fitted = min(maxThreshold, max(minThreshold, t)), true
+	c.Threshold, c.Fitted = min(sp.MaxThreshold, max(sp.MinThreshold, t)), true
 	if opts.Threshold > 0 {
 		c.Threshold, c.Fitted = opts.Threshold, false
 	}

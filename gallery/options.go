@@ -8,6 +8,10 @@ import (
 // Options configure a Gallery. Zero fields take the defaults below
 // (DefaultOptions spells them out).
 type Options struct {
+	// Space is the backbone's embedding space: the calibration prior and
+	// the defaults of Margin and ClusterRadius. Default DlibSpace; the
+	// daemon passes infer.Backbone.Space.
+	Space Space `yaml:"-"`
 	// Threshold is the largest distance (between L2-normalised vectors in
 	// the matching space, 0..2) at which a face is accepted as its nearest
 	// person. 0 (the default) fits it to the gallery so that about
@@ -17,12 +21,14 @@ type Options struct {
 	// (accepted as anyone). Default 0.01.
 	TargetFAR float64 `yaml:"target_far"`
 	// Margin is how much nearer the best person must be than the second
-	// best (or than a negative sample of the best person). Default 0.03.
+	// best (or than a negative sample of the best person). Default
+	// Space.Margin (0.03 for dlib).
 	Margin float64 `yaml:"margin"`
 	// ClusterRadius: a person's sample farther than this from every one of
 	// their clusters starts a new cluster (people who look different with
-	// and without glasses, years apart, ...). Default 0.42, below the
-	// distance at which strangers start to look alike.
+	// and without glasses, years apart, ...). Default Space.ClusterRadius
+	// (0.42 for dlib), below the distance at which strangers start to look
+	// alike.
 	ClusterRadius float64 `yaml:"cluster_radius"`
 	// KNN, when > 0, adds a vote of the KNN nearest samples within the
 	// threshold: the face is unknown unless its nearest person also has the
@@ -57,6 +63,7 @@ func DefaultOptions() Options {
 }
 
 // Defaults, measured on LFW (see docs in Calibration and the package doc).
+// DefaultMargin and DefaultClusterRadius are DlibSpace's.
 const (
 	DefaultTargetFAR     = 0.01
 	DefaultMargin        = 0.03
@@ -64,14 +71,15 @@ const (
 )
 
 func (o *Options) fill() {
+	o.Space = o.Space.orDefault()
 	if o.TargetFAR <= 0 || o.TargetFAR >= 1 {
 		o.TargetFAR = DefaultTargetFAR
 	}
 	if o.Margin <= 0 {
-		o.Margin = DefaultMargin
+		o.Margin = o.Space.Margin
 	}
 	if o.ClusterRadius <= 0 {
-		o.ClusterRadius = DefaultClusterRadius
+		o.ClusterRadius = o.Space.ClusterRadius
 	}
 	if o.KNN < 0 {
 		o.KNN = 0

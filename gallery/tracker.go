@@ -9,6 +9,9 @@ import (
 // TrackerOptions configure a Tracker. Zero fields take the defaults; the
 // names follow the daemon's recognition config keys.
 type TrackerOptions struct {
+	// Space gives the defaults of SameFace and OtherFace (the backbone's
+	// distances). Default DlibSpace, whose numbers the comments below use.
+	Space Space `yaml:"-"`
 	// MinIoU is the box overlap (intersection over union) a face needs with
 	// a track's last box to continue it. Default 0.3.
 	MinIoU float64 `yaml:"min_iou"`
@@ -42,14 +45,15 @@ type TrackerOptions struct {
 }
 
 func (o *TrackerOptions) fill() {
+	o.Space = o.Space.orDefault()
 	if o.MinIoU <= 0 {
 		o.MinIoU = 0.3
 	}
 	if o.SameFace <= 0 {
-		o.SameFace = 0.3
+		o.SameFace = o.Space.TrackSameFace
 	}
 	if o.OtherFace <= 0 {
-		o.OtherFace = 0.45
+		o.OtherFace = o.Space.TrackOtherFace
 	}
 	if o.MinQuality <= 0 {
 		o.MinQuality = 0.3

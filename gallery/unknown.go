@@ -10,6 +10,9 @@ import (
 
 // UnknownOptions configure the online clustering of unknown faces.
 type UnknownOptions struct {
+	// Space gives the default Radius (the backbone's distances). Default
+	// DlibSpace, whose numbers the comment below uses.
+	Space Space `yaml:"-"`
 	// Radius: an unknown appearance joins the nearest unknown identity whose
 	// centroid is at most this far (L2-normalised raw embeddings); else it
 	// starts a new one. Default 0.36: the same-person distance of a mean
@@ -23,8 +26,9 @@ type UnknownOptions struct {
 }
 
 func (o *UnknownOptions) fill() {
+	o.Space = o.Space.orDefault()
 	if o.Radius <= 0 {
-		o.Radius = 0.36
+		o.Radius = o.Space.UnknownRadius
 	}
 	if o.MinQuality <= 0 {
 		o.MinQuality = 0.5

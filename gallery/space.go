@@ -1,0 +1,66 @@
+package gallery
+
+import "math"
+
+// Space describes a backbone's embedding space as the gallery, the tracker
+// and the unknown clustering see it: every distance here is between
+// L2-normalised vectors (0..2). The numbers depend on the network (the dlib
+// ResNet puts two strangers ~0.56 apart, MobileFaceNet ~1.4), so each
+// backbone brings its own (infer.Backbone.Space); they were measured with
+// edged's detector and aligner on the LFW dev fold, so they are tuned on
+// that fold.
+type Space struct {
+	// Name is the backbone id the numbers were measured with.
+	Name string
+	// The calibration prior: the distance between a face and the
+	// normalised mean of k shots of another person is about normal with
+	// mean ImpostorMean + ImpostorMeanK/k^1.5 and sd ImpostorSD; a face of
+	// the same person lies at GenuineMean + GenuineMeanK/k^0.75 with sd
+	// GenuineSD + GenuineSDK/k.
+	ImpostorMean, ImpostorMeanK, ImpostorSD      float64
+	GenuineMean, GenuineMeanK                    float64
+	GenuineSD, GenuineSDK                        float64
+	MinThreshold, MaxThreshold                   float64 // the fitted threshold stays in this range
+	Margin, ClusterRadius                        float64 // Options defaults
+	TrackSameFace, TrackOtherFace, UnknownRadius float64 // TrackerOptions, UnknownOptions defaults
+}
+
+// DlibSpace is the dlib ResNet's space (the defaults of every option here
+// when no Space is given).
+var DlibSpace = Space{
+	Name:         "dlib",
+	ImpostorMean: 0.532, ImpostorMeanK: 0.035, ImpostorSD: 0.058,
+	GenuineMean: 0.22, GenuineMeanK: 0.091,
+	GenuineSD: 0.034, GenuineSDK: 0.018,
+	MinThreshold: 0.2, MaxThreshold: 0.5,
+	Margin: 0.03, ClusterRadius: 0.42,
+	TrackSameFace: 0.3, TrackOtherFace: 0.45, UnknownRadius: 0.36,
+}
+
+func (s Space) orDefault() Space {
+	if s.ImpostorMean == 0 {
+		return DlibSpace
+	}
+	return s
+}
+
+func (s Space) impostorMean(k float64) float64 {
+	return s.ImpostorMean + s.ImpostorMeanK/math.Pow(max(k, 1), 1.5)
+}
+func (s Space) genuineMean(k float64) float64 {
+	return s.GenuineMean + s.GenuineMeanK/math.Pow(max(k, 1), 0.75)
+}
+func (s Space) genuineSD(k float64) float64 { return s.GenuineSD + s.GenuineSDK/max(k, 1) }
+
+// MobileFaceNetSpace is MobileFaceNet's space (192-d, ArcFace-style
+// training: angular margins spread identities far wider than the dlib
+// ResNet does).
+var MobileFaceNetSpace = Space{
+	Name:         "mobilefacenet",
+	ImpostorMean: 1.30, ImpostorMeanK: 0.08, ImpostorSD: 0.10,
+	GenuineMean: 0.60, GenuineMeanK: 0.20,
+	GenuineSD: 0.08, GenuineSDK: 0.04,
+	MinThreshold: 0.6, MaxThreshold: 1.2,
+	Margin: 0.06, ClusterRadius: 1.0,
+	TrackSameFace: 0.7, TrackOtherFace: 1.05, UnknownRadius: 0.85,
+}
