@@ -320,12 +320,21 @@ func (p *people) samples() int {
 	return n
 }
 
+// dim is the backbone's dimension: samples of another length (another
+// backbone's, waiting to be re-embedded) are left out.
+func (j *Job) dim() int {
+	if j.opts.Trainer.Dim > 0 {
+		return j.opts.Trainer.Dim
+	}
+	return head.Dim
+}
+
 // loadPeople reads every person's raw embeddings from the store.
 func (j *Job) loadPeople() (*people, error) {
 	byPerson := map[string][][]float32{}
 	err := j.st.View(func(tx *store.Tx) error {
 		return tx.EachSample(func(s store.Sample) error {
-			if len(s.Embedding) == head.Dim {
+			if len(s.Embedding) == j.dim() {
 				byPerson[s.PersonID] = append(byPerson[s.PersonID], s.Embedding)
 			}
 			return nil
@@ -353,7 +362,7 @@ func (j *Job) loadPeople() (*people, error) {
 			for _, u := range us {
 				var faces [][]float32
 				for _, s := range u.Samples {
-					if len(s.Embedding) == head.Dim {
+					if len(s.Embedding) == j.dim() {
 						faces = append(faces, s.Embedding)
 					}
 				}
@@ -366,7 +375,7 @@ func (j *Job) loadPeople() (*people, error) {
 			return nil
 		}
 		return tx.EachNegative(func(n store.Negative) error {
-			if len(n.Embedding) != head.Dim {
+			if len(n.Embedding) != j.dim() {
 				return nil
 			}
 			person, ok := index[n.PersonID]

@@ -109,6 +109,10 @@ type TrainerOptions struct {
 	// session (use_per_session_threads, so it does not resize the
 	// embedder's pools). Default 1: fine-tuning must not stall recognition.
 	Threads int
+	// Dim is the raw embedding's dimension, the backbone's
+	// (infer.Backbone.Dim: 192 for mobilefacenet, 128 for dlib). Default
+	// 128. A fresh head is Dim x Dim; an init head must match it.
+	Dim int
 	// Unfreeze also trains the backbone's last residual stage and FC layer
 	// (UnfreezeFrom .. fc); the trainer then takes UnfreezeInputStage
 	// features [N,4,4,256] instead of raw embeddings. Needs Weights.
@@ -156,6 +160,12 @@ func (o TrainerOptions) withDefaults() (TrainerOptions, error) {
 	}
 	if o.AnchorDecay == 0 {
 		o.AnchorDecay = 1e-3
+	}
+	if o.Dim == 0 {
+		o.Dim = head.Dim
+	}
+	if o.Unfreeze && o.Dim != infer.EmbeddingSize {
+		return o, fmt.Errorf("%w: unfreezing the last stage is only possible for the dlib ResNet (dimension %d), not a %d-d backbone", ErrOptions, infer.EmbeddingSize, o.Dim)
 	}
 	if o.Layers == 0 {
 		o.Layers = 1
@@ -234,12 +244,12 @@ func NewTrainer(init *head.Head, o TrainerOptions) (*Trainer, error) {
 		return nil, err
 	}
 	if init == nil {
-		if init, err = head.New(head.Dim, o.Layers); err != nil {
+		if init, err = head.New(o.Dim, o.Layers); err != nil {
 			return nil, err
 		}
 	}
-	if init.Dim() != infer.EmbeddingSize {
-		return nil, fmt.Errorf("%w: head dimension %d, the backbone gives %d", ErrOptions, init.Dim(), infer.EmbeddingSize)
+	if init.Dim() != o.Dim {
+		return nil, fmt.Errorf("%w: head dimension %d, the backbone gives %d", ErrOptions, init.Dim(), o.Dim)
 	}
 	t := &Trainer{opts: o, dim: init.Dim(), layers: init.NumLayers()}
 	s := op.NewScope()
@@ -448,7 +458,7 @@ func (t *Trainer) read(vars []*variable) (map[string][]float32, error) {
 	return m, nil
 }
 
-// RowLen is the number of values per input row (128, or 4*4*256 unfrozen).
+// RowLen is the number of values per input row (Dim, or 4*4*256 unfrozen).
 func (t *Trainer) RowLen() int { return t.rowLen }
 
 // Steps returns the number of optimiser steps taken.

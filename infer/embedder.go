@@ -17,6 +17,9 @@ import (
 
 // Options configure an Embedder. The zero value gives the defaults.
 type Options struct {
+	// Backbone is the id of the network to run (Lookup). Default
+	// DefaultBackbone ("mobilefacenet"). NewEmbedderWithNetwork ignores it.
+	Backbone string `yaml:"backbone" json:"backbone"`
 	// IntraOpThreads is the size of TensorFlow's thread pool inside one op
 	// (a convolution). Default: the number of CPUs. TensorFlow shares the
 	// pool process-wide, sized by the first session created.
@@ -66,20 +69,24 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = d.Logger
 	}
+	if o.Backbone == "" {
+		o.Backbone = DefaultBackbone
+	}
 	return o
 }
 
-// Embedder maps aligned face chips to 128-d embeddings with one TensorFlow
-// session. It is safe for concurrent use: chips from concurrent Embed calls
+// Embedder maps aligned face chips to raw embeddings with one TensorFlow
+// session running one backbone. It is safe for concurrent use: chips from concurrent Embed calls
 // are gathered into batches (up to Options.MaxBatch) by one collector
 // goroutine, so several cameras share the network efficiently.
 type Embedder struct {
-	opts   Options
-	graph  *tf.Graph
-	sess   *tf.Session
-	input  tf.Output // uint8 [N,150,150,3]
-	output tf.Output // float32 [N,128]
-	flops  int64
+	opts     Options
+	backbone *Backbone
+	graph    *tf.Graph
+	sess     *tf.Session
+	input    tf.Output // uint8 [N,size,size,3]
+	output   tf.Output // float32 [N,dim]
+	flops    int64
 
 	mu     sync.RWMutex // guards closed against sends on reqs
 	closed bool
@@ -94,31 +101,44 @@ type request struct {
 	done  chan struct{}
 }
 
-// NewEmbedder loads the weights from modelDir (see LoadWeights), builds the
-// network and starts a session.
+// NewEmbedder loads the backbone Options.Backbone names from modelDir
+// (Backbone.Load), builds the network and starts a session.
 func NewEmbedder(modelDir string, opts Options) (*Embedder, error) {
 	opts = opts.withDefaults()
-	w, err := LoadWeights(modelDir)
+	b, err := Lookup(opts.Backbone)
 	if err != nil {
 		return nil, err
 	}
-	return NewEmbedderWithWeights(w, opts)
+	n, err := b.Load(modelDir)
+	if err != nil {
+		return nil, err
+	}
+	return NewEmbedderWithNetwork(n, opts)
 }
 
-// NewEmbedderWithWeights is NewEmbedder with weights already loaded (shared
-// with a fine-tuning job, for instance).
+// NewEmbedderWithWeights is NewEmbedder for the dlib ResNet with weights
+// already loaded (shared with a fine-tuning job, for instance).
 func NewEmbedderWithWeights(w *Weights, opts Options) (*Embedder, error) {
+	return NewEmbedderWithNetwork(w, opts)
+}
+
+// NewEmbedderWithNetwork is NewEmbedder with a network already loaded;
+// Options.Backbone is ignored (the network's own is used).
+func NewEmbedderWithNetwork(n Network, opts Options) (*Embedder, error) {
 	opts = opts.withDefaults()
+	b := n.Backbone()
+	opts.Backbone = b.ID
 	debug := opts.Logger.Enabled(context.Background(), slog.LevelDebug)
 	s := op.NewScope()
-	input := op.Placeholder(s.SubScope("input"), tf.Uint8, op.PlaceholderShape(tf.MakeShape(-1, InputSize, InputSize, 3)))
+	size := int64(b.InputSize)
+	input := op.Placeholder(s.SubScope("input"), tf.Uint8, op.PlaceholderShape(tf.MakeShape(-1, size, size, 3)))
 	x := op.Cast(s.SubScope("cast"), input, tf.Float)
 	// The weights live in resource variables, set once from fed tensors,
 	// rather than in Const nodes: constants would sit in the GraphDef, in
 	// every copy grappler makes of it and in the executor (~390 MB of
 	// resident memory against ~100 MB this way).
 	vars := NewVariables(s.SubScope("weights"))
-	emb, err := BuildBackbone(s, x, w, vars.Param)
+	emb, err := n.Build(s, x, vars.Param)
 	if err != nil {
 		return nil, fmt.Errorf("build network: %w", err)
 	}
@@ -141,7 +161,7 @@ func NewEmbedderWithWeights(w *Weights, opts Options) (*Embedder, error) {
 			sess.Close()
 			return fmt.Errorf("tensorflow session: %w", err)
 		}
-		warm, err := tf.ReadTensor(tf.Uint8, []int64{1, InputSize, InputSize, 3}, bytes.NewReader(make([]byte, InputSize*InputSize*3)))
+		warm, err := tf.ReadTensor(tf.Uint8, []int64{1, size, size, 3}, bytes.NewReader(make([]byte, size*size*3)))
 		if err == nil {
 			_, err = sess.Run(map[tf.Output]*tf.Tensor{input: warm}, []tf.Output{output}, nil)
 		}
@@ -155,13 +175,13 @@ func NewEmbedderWithWeights(w *Weights, opts Options) (*Embedder, error) {
 		return nil, err
 	}
 	e := &Embedder{
-		opts: opts, graph: g, sess: sess, input: input, output: output,
+		opts: opts, backbone: b, graph: g, sess: sess, input: input, output: output,
 		flops: CountFLOPs(g),
 		reqs:  make(chan *request),
 		done:  make(chan struct{}),
 	}
 	go e.collect()
-	opts.Logger.Debug("embedder ready", "intra_op_threads", opts.IntraOpThreads, "inter_op_threads", opts.InterOpThreads,
+	opts.Logger.Debug("embedder ready", "backbone", b.ID, "intra_op_threads", opts.IntraOpThreads, "inter_op_threads", opts.InterOpThreads,
 		"max_batch", opts.MaxBatch, "flip", opts.Flip, "gflop_per_face", float64(e.flops)/1e9, "session_start", time.Since(t0))
 	return e, nil
 }
@@ -173,12 +193,20 @@ func (e *Embedder) FLOPsPerFace() int64 { return e.flops }
 // Options returns the effective options (defaults filled in).
 func (e *Embedder) Options() Options { return e.opts }
 
-// Embed returns one raw 128-d embedding per chip, in order. A chip of the
-// wrong size fails the whole call (with its index) before any work is done.
+// Backbone is the network the embedder runs.
+func (e *Embedder) Backbone() *Backbone { return e.backbone }
+
+// Embed returns one raw embedding (Backbone().Dim values) per chip, in
+// order. A chip of the wrong size (not Backbone().InputSize) fails the
+// whole call, with its index, before any work is done.
 func (e *Embedder) Embed(chips []face.Chip) ([]face.Embedding, error) {
 	for i, c := range chips {
 		if err := c.Validate(); err != nil {
 			return nil, fmt.Errorf("chip %d: %w", i, err)
+		}
+		if c.Side() != e.backbone.InputSize {
+			return nil, fmt.Errorf("chip %d: %w: %dx%d, the %s backbone takes %dx%d chips", i, face.ErrChipSize,
+				c.Side(), c.Side(), e.backbone.ID, e.backbone.InputSize, e.backbone.InputSize)
 		}
 	}
 	if len(chips) == 0 {
@@ -228,7 +256,7 @@ func (e *Embedder) Embed(chips []face.Chip) ([]face.Embedding, error) {
 
 // MirrorChip returns the chip flipped left to right.
 func MirrorChip(c face.Chip) face.Chip {
-	const n = face.ChipSize
+	n := c.Side()
 	pix := make([]uint8, len(c.Pix))
 	for y := range n {
 		row := c.Pix[y*n*3 : (y+1)*n*3]
@@ -237,7 +265,7 @@ func MirrorChip(c face.Chip) face.Chip {
 			copy(dst[(n-1-x)*3:(n-x)*3], row[x*3:(x+1)*3])
 		}
 	}
-	return face.Chip{Pix: pix}
+	return face.Chip{Size: c.Size, Pix: pix}
 }
 
 // collect gathers requests into batches and runs them, until reqs closes.
@@ -317,13 +345,14 @@ func (e *Embedder) run(batch []*request, n int) {
 }
 
 func (e *Embedder) runChips(batch []*request, n int) ([]face.Embedding, error) {
-	buf := make([]byte, 0, n*face.ChipSize*face.ChipSize*3)
+	size := int64(e.backbone.InputSize)
+	buf := make([]byte, 0, int64(n)*size*size*3)
 	for _, r := range batch {
 		for _, c := range r.chips {
 			buf = append(buf, c.Pix...)
 		}
 	}
-	in, err := tf.ReadTensor(tf.Uint8, []int64{int64(n), InputSize, InputSize, 3}, bytes.NewReader(buf))
+	in, err := tf.ReadTensor(tf.Uint8, []int64{int64(n), size, size, 3}, bytes.NewReader(buf))
 	if err != nil {
 		return nil, fmt.Errorf("input tensor: %w", err)
 	}

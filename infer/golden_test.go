@@ -13,7 +13,7 @@ import (
 // JavaScript implementation (tfjs CPU) from the same chips.
 func TestGoldenEmbeddings(t *testing.T) {
 	g, dir := loadGolden(t)
-	e, err := NewEmbedder(modelDir(t), Options{})
+	e, err := NewEmbedder(modelDir(t), Options{Backbone: BackboneDlib})
 	if err != nil {
 		t.Fatal(err)
 	}
