@@ -1,6 +1,9 @@
 package gallery
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // Calibration is how the gallery turns distances into decisions: the
 // fitted threshold and the two distance distributions behind the
@@ -71,6 +74,11 @@ func calibrate(opts Options, people int, k float64, stranger, genuine []float64)
 	t := priorT
 	if people >= minFitPeople && len(stranger) >= 2 {
 		m, s := meanSD(stranger)
+		// A threshold lives in the lower tail, and the nearest-person
+		// distance is skewed towards it (a minimum over people): fit the
+		// normal's sd to the lower tail when it is wider than the middle
+		// says (MobileFaceNet's is; dlib's is not, so its figures stay).
+		s = max(s, lowerTailSD(stranger, m))
 		// The samples of one person are alike, so the evidence grows with
 		// the number of people measured, not of samples.
 		w := float64(min(people, len(stranger))) / float64(min(people, len(stranger))+priorWeight)
@@ -91,6 +99,17 @@ func calibrate(opts Options, people int, k float64, stranger, genuine []float64)
 		c.Threshold, c.Fitted = opts.Threshold, false
 	}
 	return c
+}
+
+// lowerTailSD is the sd of a normal law whose 16% quantile is that of x
+// (the mean minus one sd), 0 with fewer than 10 points (too noisy).
+func lowerTailSD(x []float64, mean float64) float64 {
+	if len(x) < 10 {
+		return 0
+	}
+	s := slices.Clone(x)
+	slices.Sort(s)
+	return max(0, mean-s[int(0.1587*float64(len(s)))])
 }
 
 func meanSD(x []float64) (float64, float64) {

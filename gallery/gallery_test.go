@@ -460,3 +460,28 @@ func TestExactSearchSplitsAcrossWorkers(t *testing.T) {
 		}
 	}
 }
+
+// TestCalibrationFollowsHeavyLowerTail: nearest-person distances with a
+// long lower tail (a few strangers much nearer than the bulk) move the
+// fitted threshold down, where a plain normal fit of the middle would not.
+func TestCalibrationFollowsHeavyLowerTail(t *testing.T) {
+	opts := Options{Space: MobileFaceNetSpace}
+	opts.fill()
+	var narrow, tailed []float64
+	for i := 0; i < 100; i++ {
+		d := 1.4 + 0.05*float64(i%10-5)/5
+		narrow = append(narrow, d)
+		if i%5 == 0 {
+			d -= 0.3 // one in five far nearer
+		}
+		tailed = append(tailed, d)
+	}
+	a := calibrate(opts, 50, 1, narrow, nil)
+	b := calibrate(opts, 50, 1, tailed, nil)
+	if b.Threshold >= a.Threshold-0.05 {
+		t.Errorf("threshold with a heavy lower tail %.3f, without %.3f: want clearly lower", b.Threshold, a.Threshold)
+	}
+	if got := lowerTailSD([]float64{1, 2, 3}, 2); got != 0 {
+		t.Errorf("lowerTailSD of 3 points = %v, want 0 (too few)", got)
+	}
+}
