@@ -38,7 +38,7 @@ func TestEnrollCrashChild(t *testing.T) {
 		os.Exit(1)
 	}
 	g := gallery.New(gallery.Options{})
-	if err := LoadGallery(st, g); err != nil {
+	if _, err := LoadGallery(st, g, ""); err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}

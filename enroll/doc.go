@@ -11,11 +11,28 @@
 // It is pure Go: the face finder and the embedder are interfaces
 // (*detect.Detector and *infer.Embedder in production).
 //
+// # Backbones
+//
+// The Enroller records its backbone (Options.Backbone) in everything it
+// writes, and keeps each sample's face crop unless Options.DropCrops.
+// LoadGallery and LoadUnknowns load only the vectors of the active
+// backbone and report the rest per person. After a change of backbone,
+// Reembed re-computes every vector that has a crop with the new backbone:
+// staged in small transactions (resumable after a kill or a cancelled ctx),
+// then switched at once, so a gallery never mixes backbones. Vectors
+// without a crop stay on their old backbone; NoCropMessage tells the user
+// whom to enroll again.
+//
 // # Usage
 //
+//	if p, err := enroll.NeedsReembed(st, backbone); err == nil && p.Needed() {
+//		rep, err := enroll.Reembed(ctx, st, enroll.ReembedOptions{Backbone: backbone,
+//			ChipFromCrop: cut, Embedder: embedder})
+//		// rep.Messages(): what was converted, who must be enrolled again
+//	}
 //	g := gallery.New(gallery.Options{})
-//	if err := enroll.LoadGallery(st, g); err != nil { ... }
-//	en := enroll.New(st, g, detector, embedder, enroll.Options{})
+//	rep, err := enroll.LoadGallery(st, g, backbone) // rep.Messages(): what was left out
+//	en := enroll.New(st, g, detector, embedder, enroll.Options{Backbone: backbone})
 //	res, err := en.Enroll(ctx, enroll.Request{Name: "Alice", Images: imgs})
 //	// res.Images: accepted / refused with Code and Reason, per image
 //	// err: nil, or an *enroll.Error with a stable Code() ("no_face", ...)

@@ -42,10 +42,25 @@ type Options struct {
 	// it is at least this many times as prominent as the next; otherwise the
 	// photo is refused as several_faces. Default 2.
 	DominantRatio float64 `yaml:"dominant_ratio"`
+	// Backbone is the id of the backbone the Embedder (and every raw
+	// embedding handed to the Enroller) belongs to, e.g. "mobilefacenet":
+	// it is recorded in every sample, negative and unknown cluster the
+	// Enroller writes, and only the person's samples of this backbone are
+	// clustered and given to the gallery. Empty stays empty in the store,
+	// which reads as store.LegacyBackbone ("dlib"); the daemon always sets
+	// it.
+	Backbone string `yaml:"backbone"`
 	// KeepChips stores each sample's face chip (PNG) next to its
 	// embedding. Default false: privacy; the raw embedding is enough to
 	// re-project the gallery with a new head.
 	KeepChips bool `yaml:"keep_chips"`
+	// DropCrops stops storing each sample's face crop (face.Face.Crop: the
+	// face aligned to face.CropTemplate, a ~50 KB PNG, encrypted with the
+	// store). Default false, i.e. crops are kept: they are what lets Reembed
+	// move the gallery to another backbone without enrolling everyone
+	// again. It is the negation of the config key store.keep_crops (default
+	// true), so that the zero Options keep crops.
+	DropCrops bool `yaml:"drop_crops"`
 	// MaxImages caps the images of one request (default 64) and
 	// MaxImageBytes the size of one image (default 16 MiB).
 	MaxImages     int `yaml:"max_images"`
@@ -151,7 +166,7 @@ type Result struct {
 	Accepted int           `json:"accepted"`
 	Refused  int           `json:"refused"`
 	Images   []ImageResult `json:"images,omitempty"`
-	Samples  int           `json:"samples"`  // the person's samples after the enrollment
+	Samples  int           `json:"samples"`  // the person's samples (of the Enroller's backbone) after the enrollment
 	Clusters int           `json:"clusters"` // the person's clusters after the enrollment
 	// Unknown is the unknown-face cluster enrolled (EnrollUnknown).
 	Unknown string `json:"unknown,omitempty"`
@@ -172,6 +187,7 @@ type accepted struct {
 	raw  []float32
 	qual float32
 	chip []byte
+	crop []byte // PNG of the face crop, nil when none is kept
 	src  string
 	ref  string
 }
@@ -199,6 +215,7 @@ func (e *Enroller) Enroll(ctx context.Context, req Request) (Result, error) {
 	}
 	var chips []face.Chip
 	var acc []accepted
+	var err error
 	for i, img := range req.Images {
 		if err := ctx.Err(); err != nil {
 			return res, ErrInternal.with(err, "enrollment cancelled")
@@ -226,6 +243,9 @@ func (e *Enroller) Enroll(ctx context.Context, req Request) (Result, error) {
 				return res, ErrInternal.with(err, "encode chip")
 			}
 			a.chip = buf.Bytes()
+		}
+		if a.crop, err = e.encodeCrop(f.face.Crop); err != nil {
+			return res, ErrInternal.with(err, "encode crop")
 		}
 		chips = append(chips, f.face.Chip)
 		acc = append(acc, a)
@@ -257,6 +277,25 @@ func (e *Enroller) Enroll(ctx context.Context, req Request) (Result, error) {
 		acc[i].raw = embs[i]
 	}
 	return e.commit(ctx, res, req.Name, req.PersonID, acc, "")
+}
+
+// encodeCrop returns the PNG of a face's crop to store with its sample, or
+// nil when crops are dropped or the face has none (a detector asked for
+// chips only, or a crop of another size than face.CropTemplate's, which
+// no backbone's chip could be cut from).
+func (e *Enroller) encodeCrop(crop face.Chip) ([]byte, error) {
+	if e.opts.DropCrops || len(crop.Pix) == 0 {
+		return nil, nil
+	}
+	if err := crop.Validate(); err != nil || crop.Side() != face.CropSize {
+		e.opts.Logger.Debug("face crop not kept: not a face.CropTemplate crop", "side", crop.Side(), "bytes", len(crop.Pix))
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, crop.Image()); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // EnrollEmbeddings enrolls faces given as raw embeddings (a camera track's
@@ -303,6 +342,13 @@ func (e *Enroller) EnrollUnknown(ctx context.Context, unknownID, name, personID 
 	}
 	if len(u.Samples) == 0 {
 		return res, ErrNoUsableFace.with(nil, "%s keeps no faces", unknownID)
+	}
+	if bb := unknownBackbone(u); bb != e.backbone() {
+		// Unknown clusters keep no crops: their faces cannot be
+		// re-embedded, and vectors of another backbone must not be stored
+		// as this one's.
+		return res, ErrUnknownCluster.with(nil, "%s was clustered with the %s backbone and edged now uses %s: its faces cannot be enrolled (enroll photos instead)",
+			unknownID, bb, e.backbone())
 	}
 	acc := make([]accepted, 0, len(u.Samples))
 	for _, s := range u.Samples {
@@ -364,8 +410,9 @@ func (e *Enroller) commit(ctx context.Context, res Result, name, personID string
 		}
 		out.PersonID, out.Name = p.ID, p.Name
 		for i := range acc {
-			s := store.Sample{ID: acc[i].id, PersonID: p.ID, Embedding: acc[i].raw, Quality: acc[i].qual, Source: acc[i].src, Ref: acc[i].ref}
-			if err := tx.AddSample(&s, acc[i].chip); err != nil {
+			s := store.Sample{ID: acc[i].id, PersonID: p.ID, Embedding: acc[i].raw, Backbone: e.opts.Backbone,
+				Quality: acc[i].qual, Source: acc[i].src, Ref: acc[i].ref}
+			if err := tx.AddSampleWith(&s, store.Images{Chip: acc[i].chip, Crop: acc[i].crop}); err != nil {
 				return err
 			}
 		}
@@ -377,7 +424,7 @@ func (e *Enroller) commit(ctx context.Context, res Result, name, personID string
 		if err != nil {
 			return err
 		}
-		gp = galleryPerson(p, all, negs)
+		gp = e.galleryPerson(p, all, negs)
 		clusters, err := e.g.ClusterSamples(gp.Samples)
 		if err != nil {
 			return ErrBadRequest.with(err, "embedding does not fit the gallery")
@@ -385,7 +432,7 @@ func (e *Enroller) commit(ctx context.Context, res Result, name, personID string
 		if err := tx.PutClusters(p.ID, storeClusters(clusters, e.headID())); err != nil {
 			return err
 		}
-		out.Samples, out.Clusters = len(all), len(clusters)
+		out.Samples, out.Clusters = len(gp.Samples), len(clusters)
 		if unknownID != "" {
 			if err := tx.DeleteUnknown(unknownID); err != nil {
 				if errors.Is(err, store.ErrUnknownNotFound) {
@@ -425,13 +472,32 @@ func (e *Enroller) commit(ctx context.Context, res Result, name, personID string
 // headID names the matching space of the stored clusters.
 func (e *Enroller) headID() string { return e.g.ProjectorID() }
 
-func galleryPerson(p store.Person, samples []store.Sample, negs []store.Negative) gallery.Person {
+// backbone is the backbone id of the Enroller's vectors, with the legacy
+// rule applied.
+func (e *Enroller) backbone() string { return store.BackboneOf(e.opts.Backbone) }
+
+// Backbone is the id of the backbone whose vectors the Enroller writes and
+// matches (Options.Backbone, "" read as store.LegacyBackbone).
+func (e *Enroller) Backbone() string { return e.backbone() }
+
+// galleryPerson is the person as the gallery holds them: only the samples
+// and negatives of the Enroller's backbone (those of another one wait for a
+// re-embedding or a new enrollment; see LoadGallery).
+func (e *Enroller) galleryPerson(p store.Person, samples []store.Sample, negs []store.Negative) gallery.Person {
+	return galleryPerson(p, samples, negs, e.backbone())
+}
+
+func galleryPerson(p store.Person, samples []store.Sample, negs []store.Negative, backbone string) gallery.Person {
 	gp := gallery.Person{ID: p.ID, Name: p.Name}
 	for _, s := range samples {
-		gp.Samples = append(gp.Samples, gallery.Sample{ID: s.ID, Embedding: s.Embedding, Quality: s.Quality})
+		if s.BackboneID() == backbone {
+			gp.Samples = append(gp.Samples, gallery.Sample{ID: s.ID, Embedding: s.Embedding, Quality: s.Quality})
+		}
 	}
 	for _, n := range negs {
-		gp.Negatives = append(gp.Negatives, gallery.Sample{ID: n.ID, Embedding: n.Embedding})
+		if n.BackboneID() == backbone {
+			gp.Negatives = append(gp.Negatives, gallery.Sample{ID: n.ID, Embedding: n.Embedding})
+		}
 	}
 	return gp
 }

@@ -210,7 +210,7 @@ func TestUnknownToPersonAndService(t *testing.T) {
 	}
 	// Stored, and loadable after a restart.
 	u2 := gallery.NewUnknowns(gallery.UnknownOptions{})
-	if err := LoadUnknowns(st, u2); err != nil || len(u2.List()) != 1 || u2.List()[0].Count != 2 {
+	if _, err := LoadUnknowns(st, u2, ""); err != nil || len(u2.List()) != 1 || u2.List()[0].Count != 2 {
 		t.Fatalf("LoadUnknowns: %v %+v", err, u2.List())
 	}
 	// Name it.
@@ -255,7 +255,7 @@ func TestUnknownToPersonAndService(t *testing.T) {
 	}
 	// After a restart the negative is loaded back.
 	g2 := gallery.New(gallery.Options{Threshold: 0.4})
-	if err := LoadGallery(st, g2); err != nil {
+	if _, err := LoadGallery(st, g2, ""); err != nil {
 		t.Fatal(err)
 	}
 	if in := g2.Info(); in.People != 1 || in.Negatives != 1 || in.Samples != 6 {
@@ -291,7 +291,7 @@ func TestLoadGalleryUsesTheActiveHead(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := gallery.New(gallery.Options{})
-	if err := LoadGallery(st, g); err != nil {
+	if _, err := LoadGallery(st, g, ""); err != nil {
 		t.Fatal(err)
 	}
 	if g.ProjectorID() != "h1" || g.Info().People != 1 {
@@ -301,7 +301,7 @@ func TestLoadGalleryUsesTheActiveHead(t *testing.T) {
 	if err := st.SaveHead(store.HeadVersion{ID: "h2", Weights: []byte("junk"), Active: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := LoadGallery(st, gallery.New(gallery.Options{})); err == nil {
+	if _, err := LoadGallery(st, gallery.New(gallery.Options{}), ""); err == nil {
 		t.Fatal("corrupt head loaded")
 	}
 }

@@ -92,6 +92,7 @@ type fakeFace struct {
 	box     image.Rectangle
 	quality float32
 	issue   string
+	crop    face.Chip // Face.Crop, empty: none
 }
 
 // image registers an image with the given faces and returns its bytes.
@@ -102,7 +103,7 @@ func (w *world) image(faces ...fakeFace) []byte {
 		if f.box.Empty() {
 			f.box = image.Rect(50, 50, 150, 150)
 		}
-		fs = append(fs, face.Face{Box: f.box, Score: 0.9, Chip: w.chip(f.vec), Aligned: true,
+		fs = append(fs, face.Face{Box: f.box, Score: 0.9, Chip: w.chip(f.vec), Crop: f.crop, Aligned: true,
 			Quality: face.Quality{Score: f.quality, Issue: f.issue}})
 	}
 	w.finder.faces[string(data)] = fs

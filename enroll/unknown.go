@@ -7,14 +7,23 @@ import (
 	"github.com/edged-dev/edged/store"
 )
 
-// LoadUnknowns fills u with the unknown-face clusters kept in st.
-func LoadUnknowns(st *store.Store, u *gallery.Unknowns) error {
+// LoadUnknowns fills u with the unknown-face clusters kept in st whose
+// vectors are of the backbone with id backbone ("" reads as
+// store.LegacyBackbone). It returns how many clusters of another backbone
+// it left out: they keep no crops, so they cannot be re-embedded; Reembed
+// deletes them at its switch (they are transient: the faces come back).
+func LoadUnknowns(st *store.Store, u *gallery.Unknowns, backbone string) (leftOut int, err error) {
 	us, err := st.Unknowns()
 	if err != nil {
-		return fmt.Errorf("load unknown faces: %w", err)
+		return 0, fmt.Errorf("load unknown faces: %w", err)
 	}
+	backbone = store.BackboneOf(backbone)
 	ids := make([]gallery.UnknownIdentity, 0, len(us))
 	for _, x := range us {
+		if unknownBackbone(x) != backbone {
+			leftOut++
+			continue
+		}
 		id := gallery.UnknownIdentity{ID: x.ID, Number: x.Number, Count: x.Count, FirstSeen: x.FirstSeen,
 			LastSeen: x.LastSeen, Cameras: x.Cameras, Centroid: x.Centroid}
 		for _, s := range x.Samples {
@@ -23,7 +32,19 @@ func LoadUnknowns(st *store.Store, u *gallery.Unknowns) error {
 		ids = append(ids, id)
 	}
 	u.Load(ids)
-	return nil
+	return leftOut, nil
+}
+
+// unknownBackbone is the backbone of an unknown cluster's vectors, or
+// "several" when its samples disagree with it (edged never writes that).
+func unknownBackbone(u store.Unknown) string {
+	bb := u.BackboneID()
+	for _, s := range u.Samples {
+		if s.BackboneID() != bb {
+			return "several"
+		}
+	}
+	return bb
 }
 
 // ObserveUnknown files one appearance of an unknown person (the good faces
@@ -49,9 +70,10 @@ func (e *Enroller) ObserveUnknown(u *gallery.Unknowns, faces []gallery.UnknownFa
 		return store.Unknown{}, false, ok, err
 	}
 	id = store.Unknown{ID: gid.ID, Number: gid.Number, Count: gid.Count, FirstSeen: gid.FirstSeen, LastSeen: gid.LastSeen,
-		Cameras: gid.Cameras, Centroid: gid.Centroid}
+		Cameras: gid.Cameras, Backbone: e.opts.Backbone, Centroid: gid.Centroid}
 	for _, f := range gid.Faces {
-		id.Samples = append(id.Samples, store.UnknownSample{Embedding: f.Embedding, Quality: f.Quality, Time: f.Time, Camera: f.Camera})
+		id.Samples = append(id.Samples, store.UnknownSample{Embedding: f.Embedding, Backbone: e.opts.Backbone,
+			Quality: f.Quality, Time: f.Time, Camera: f.Camera})
 	}
 	if err := e.st.Update(func(tx *store.Tx) error { return tx.PutUnknown(id) }); err != nil {
 		return store.Unknown{}, false, false, fmt.Errorf("store %s: %w", id.ID, err)

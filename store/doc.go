@@ -1,7 +1,7 @@
 // Package store is edged's database, on Badger v4: people, their samples
-// (raw backbone embeddings), clusters and negative samples, fine-tuned head
-// versions, unknown-face clusters and the event outbox the MQTT side
-// drains. It is pure Go.
+// (raw backbone embeddings, with optional face chips and crops), clusters
+// and negative samples, fine-tuned head versions, unknown-face clusters and
+// the event outbox the MQTT side drains. It is pure Go.
 //
 // # Usage
 //
@@ -20,12 +20,32 @@
 // samples, their clusters and the "enrolled" outbox event commit in one
 // transaction.
 //
+// # Backbones and crops
+//
+// Every raw vector (Sample, Negative, Unknown) and every HeadVersion
+// records the backbone network it belongs to ("dlib", "mobilefacenet");
+// vectors of different backbones are never compared. Records written
+// before backbones were recorded have none, which reads as LegacyBackbone
+// ("dlib"): BackboneOf and the BackboneID methods apply that rule.
+//
+// A sample may keep its face crop (AddSampleWith, Images.Crop; Crop reads
+// it): the face aligned to face.CropTemplate, PNG-encoded, from which any
+// backbone's chip can be cut again. Crops are what lets package enroll's
+// Reembed move the gallery to another backbone; the store only provides
+// its primitives: staged vectors (PutStaged, EachStaged, DeleteStaged), the
+// in-progress record (PutReembedState, ReembedState) and the switch of one
+// item (SetSampleEmbedding, SetNegativeEmbedding, DeleteClusters). A
+// transaction too big for Badger gives ErrTxnTooBig on the write that did
+// not fit.
+//
 // # Schema
 //
 // The key schema is documented in keys.go; its version is SchemaVersion,
 // stored under m/schema. Open runs the migrations from the stored version to
 // SchemaVersion, each in one transaction with the new version number, and
-// refuses a database from a newer edged (ErrSchemaTooNew).
+// refuses a database from a newer edged (ErrSchemaTooNew). Version 2 (backbone
+// ids, crops, re-embedding) rewrites nothing: its number keeps an older
+// edged from reading other backbones' vectors as dlib ones.
 //
 // # Durability and safety
 //

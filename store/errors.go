@@ -1,6 +1,10 @@
 package store
 
-import "errors"
+import (
+	"errors"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
 
 // Sentinel errors. Callers test them with errors.Is; the store wraps them
 // with context (the directory, the id).
@@ -42,10 +46,19 @@ var (
 	// ErrInvalidEmbedding is returned for an empty embedding or one with a
 	// NaN or infinite value.
 	ErrInvalidEmbedding = errors.New("invalid embedding")
+	// ErrSampleNotFound is returned when a person has no sample (or
+	// negative sample) with the id.
+	ErrSampleNotFound = errors.New("sample not found")
 	// ErrHeadNotFound is returned when no head version has the id.
 	ErrHeadNotFound = errors.New("head version not found")
 	// ErrUnknownNotFound is returned when no unknown-face cluster has the id.
 	ErrUnknownNotFound = errors.New("unknown face cluster not found")
+
+	// ErrTxnTooBig is returned by a Tx write (and then by Update) when the
+	// transaction holds more than Badger commits at once. It is Badger's own
+	// sentinel, so a callback can recognise it on the write that failed,
+	// return nil to commit what it has, and carry on in a new transaction.
+	ErrTxnTooBig = badger.ErrTxnTooBig
 
 	// ErrBackupFormat is returned by Restore for a file that is not an
 	// edged backup, is truncated or fails its checksum.

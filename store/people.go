@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image/png"
 	"sort"
 	"strings"
 	"time"
@@ -153,8 +155,8 @@ func (tx *Tx) PutPerson(p *Person) error {
 	return tx.txn.Set(nameKey(p.Name), []byte(p.ID))
 }
 
-// DeletePerson removes the person with every sample, chip, negative and
-// cluster.
+// DeletePerson removes the person with every sample, chip, crop, negative,
+// staged vector and cluster.
 func (tx *Tx) DeletePerson(id string) error {
 	if err := tx.checkWritable(); err != nil {
 		return err
@@ -163,7 +165,7 @@ func (tx *Tx) DeletePerson(id string) error {
 	if err != nil {
 		return err
 	}
-	for _, prefix := range []string{prefixSample, prefixChip, prefixNegative} {
+	for _, prefix := range []string{prefixSample, prefixChip, prefixCrop, prefixNegative, prefixNegCrop, prefixStaged} {
 		if err := tx.deletePrefix([]byte(prefix + id + "/")); err != nil {
 			return err
 		}
@@ -176,9 +178,25 @@ func (tx *Tx) DeletePerson(id string) error {
 	return nil
 }
 
+// Images are the pictures optionally stored with a sample, PNG-encoded.
+type Images struct {
+	// Chip is the face chip the sample was embedded from (Sample.HasChip).
+	Chip []byte
+	// Crop is the face aligned to face.CropTemplate (Sample.HasCrop), from
+	// which another backbone's chip can be cut: it must be a PNG (lossless).
+	Crop []byte
+}
+
 // AddSample stores a sample of an existing person (and its face chip when
 // chip is not nil). A missing id or time is filled in.
 func (tx *Tx) AddSample(s *Sample, chip []byte) error {
+	return tx.AddSampleWith(s, Images{Chip: chip})
+}
+
+// AddSampleWith is AddSample with the sample's chip and crop (either may be
+// nil): the sample and its images are written together, and HasChip and
+// HasCrop say which were.
+func (tx *Tx) AddSampleWith(s *Sample, img Images) error {
 	if err := tx.checkWritable(); err != nil {
 		return err
 	}
@@ -187,6 +205,11 @@ func (tx *Tx) AddSample(s *Sample, chip []byte) error {
 	}
 	if err := validEmbedding(s.Embedding); err != nil {
 		return err
+	}
+	if img.Crop != nil {
+		if err := validPNG(img.Crop); err != nil {
+			return fmt.Errorf("crop: %w", err)
+		}
 	}
 	if s.ID == "" {
 		s.ID = NewID()
@@ -197,7 +220,8 @@ func (tx *Tx) AddSample(s *Sample, chip []byte) error {
 	if s.Created.IsZero() {
 		s.Created = time.Now().UTC()
 	}
-	s.HasChip = chip != nil
+	s.HasChip = img.Chip != nil
+	s.HasCrop = img.Crop != nil
 	b, err := s.marshal()
 	if err != nil {
 		return err
@@ -205,27 +229,78 @@ func (tx *Tx) AddSample(s *Sample, chip []byte) error {
 	if err := tx.txn.Set(sampleKey(s.PersonID, s.ID), b); err != nil {
 		return err
 	}
-	if chip != nil {
-		return tx.txn.Set(chipKey(s.PersonID, s.ID), chip)
+	if img.Chip != nil {
+		if err := tx.txn.Set(chipKey(s.PersonID, s.ID), img.Chip); err != nil {
+			return err
+		}
+	}
+	if img.Crop != nil {
+		return tx.txn.Set(cropKey(s.PersonID, s.ID), img.Crop)
 	}
 	return nil
 }
 
-// DeleteSample removes one sample (and its chip).
+// validPNG checks that b starts like a PNG image (the header and size; the
+// pixels are decoded only when they are used).
+func validPNG(b []byte) error {
+	if _, err := png.DecodeConfig(bytes.NewReader(b)); err != nil {
+		return fmt.Errorf("not a PNG image: %w", err)
+	}
+	return nil
+}
+
+// DeleteSample removes one sample (with its chip, crop and staged vector).
 func (tx *Tx) DeleteSample(personID, sampleID string) error {
 	if err := tx.checkWritable(); err != nil {
 		return err
 	}
 	if _, err := tx.txn.Get(sampleKey(personID, sampleID)); err != nil {
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			return fmt.Errorf("sample %q of person %q: not found", sampleID, personID)
+			return fmt.Errorf("sample %q of person %q: %w", sampleID, personID, ErrSampleNotFound)
 		}
 		return err
 	}
-	if err := tx.txn.Delete(sampleKey(personID, sampleID)); err != nil {
+	for _, k := range [][]byte{sampleKey(personID, sampleID), chipKey(personID, sampleID),
+		cropKey(personID, sampleID), stagedKey(StagedSample, personID, sampleID)} {
+		if err := tx.txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Sample returns one sample of a person.
+func (tx *Tx) Sample(personID, sampleID string) (Sample, error) {
+	b, err := tx.get(sampleKey(personID, sampleID))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return Sample{}, fmt.Errorf("sample %q of person %q: %w", sampleID, personID, ErrSampleNotFound)
+	}
+	if err != nil {
+		return Sample{}, err
+	}
+	return unmarshalSample(b)
+}
+
+// SetSampleEmbedding replaces a sample's raw embedding and backbone (a
+// re-embedding by another backbone); its id, quality, source and images
+// stay. The person's stored clusters are left to the caller.
+func (tx *Tx) SetSampleEmbedding(personID, sampleID, backbone string, v []float32) error {
+	if err := tx.checkWritable(); err != nil {
 		return err
 	}
-	return tx.txn.Delete(chipKey(personID, sampleID))
+	if err := validEmbedding(v); err != nil {
+		return err
+	}
+	s, err := tx.Sample(personID, sampleID)
+	if err != nil {
+		return err
+	}
+	s.Embedding, s.Backbone = v, backbone
+	b, err := s.marshal()
+	if err != nil {
+		return err
+	}
+	return tx.txn.Set(sampleKey(personID, sampleID), b)
 }
 
 // Samples returns the person's samples in creation order.
@@ -262,7 +337,24 @@ func (tx *Tx) SampleCount(personID string) (int, error) {
 
 // Chip returns a sample's stored face chip (PNG), or nil when none was kept.
 func (tx *Tx) Chip(personID, sampleID string) ([]byte, error) {
-	b, err := tx.get(chipKey(personID, sampleID))
+	return tx.optional(chipKey(personID, sampleID))
+}
+
+// Crop returns a sample's stored face crop (PNG, the face aligned to
+// face.CropTemplate), or nil when none was kept.
+func (tx *Tx) Crop(personID, sampleID string) ([]byte, error) {
+	return tx.optional(cropKey(personID, sampleID))
+}
+
+// NegativeCrop returns a negative's stored face crop (PNG), or nil when
+// none was kept.
+func (tx *Tx) NegativeCrop(personID, negativeID string) ([]byte, error) {
+	return tx.optional(negCropKey(personID, negativeID))
+}
+
+// optional returns the value at key, nil when there is none.
+func (tx *Tx) optional(key []byte) ([]byte, error) {
+	b, err := tx.get(key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, nil
 	}
@@ -270,7 +362,11 @@ func (tx *Tx) Chip(personID, sampleID string) ([]byte, error) {
 }
 
 // AddNegative stores a "this face is not the person" sample.
-func (tx *Tx) AddNegative(n *Negative) error {
+func (tx *Tx) AddNegative(n *Negative) error { return tx.AddNegativeWith(n, nil) }
+
+// AddNegativeWith is AddNegative with the face's crop (PNG, as in
+// Images.Crop; nil: none), written together; HasCrop says whether it was.
+func (tx *Tx) AddNegativeWith(n *Negative, crop []byte) error {
 	if err := tx.checkWritable(); err != nil {
 		return err
 	}
@@ -279,6 +375,11 @@ func (tx *Tx) AddNegative(n *Negative) error {
 	}
 	if err := validEmbedding(n.Embedding); err != nil {
 		return err
+	}
+	if crop != nil {
+		if err := validPNG(crop); err != nil {
+			return fmt.Errorf("crop: %w", err)
+		}
 	}
 	if n.ID == "" {
 		n.ID = NewID()
@@ -289,11 +390,51 @@ func (tx *Tx) AddNegative(n *Negative) error {
 	if n.Created.IsZero() {
 		n.Created = time.Now().UTC()
 	}
+	n.HasCrop = crop != nil
 	b, err := n.marshal()
 	if err != nil {
 		return err
 	}
-	return tx.txn.Set(negativeKey(n.PersonID, n.ID), b)
+	if err := tx.txn.Set(negativeKey(n.PersonID, n.ID), b); err != nil {
+		return err
+	}
+	if crop != nil {
+		return tx.txn.Set(negCropKey(n.PersonID, n.ID), crop)
+	}
+	return nil
+}
+
+// Negative returns one negative sample of a person.
+func (tx *Tx) Negative(personID, negativeID string) (Negative, error) {
+	b, err := tx.get(negativeKey(personID, negativeID))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return Negative{}, fmt.Errorf("negative %q of person %q: %w", negativeID, personID, ErrSampleNotFound)
+	}
+	if err != nil {
+		return Negative{}, err
+	}
+	return unmarshalNegative(b)
+}
+
+// SetNegativeEmbedding replaces a negative's raw embedding and backbone,
+// as SetSampleEmbedding.
+func (tx *Tx) SetNegativeEmbedding(personID, negativeID, backbone string, v []float32) error {
+	if err := tx.checkWritable(); err != nil {
+		return err
+	}
+	if err := validEmbedding(v); err != nil {
+		return err
+	}
+	n, err := tx.Negative(personID, negativeID)
+	if err != nil {
+		return err
+	}
+	n.Embedding, n.Backbone = v, backbone
+	b, err := n.marshal()
+	if err != nil {
+		return err
+	}
+	return tx.txn.Set(negativeKey(personID, negativeID), b)
 }
 
 // Negatives returns the person's negative samples.
@@ -337,6 +478,16 @@ func (tx *Tx) PutClusters(personID string, c Clusters) error {
 		return err
 	}
 	return tx.txn.Set(clustersKey(personID), b)
+}
+
+// DeleteClusters removes the person's stored clusters (they are stale:
+// their vectors changed space). Clusters then reads empty until they are
+// stored again.
+func (tx *Tx) DeleteClusters(personID string) error {
+	if err := tx.checkWritable(); err != nil {
+		return err
+	}
+	return tx.txn.Delete(clustersKey(personID))
 }
 
 // Clusters returns the person's clusters (empty when none were stored).

@@ -17,7 +17,7 @@ import (
 
 // SchemaVersion is the key schema this build writes (see keys.go). Open
 // migrates older databases to it and refuses newer ones.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migration upgrades a database from schema version to-1 to version to. It
 // runs in one transaction together with the new version number, so a crash
@@ -28,9 +28,17 @@ type migration struct {
 	run  func(txn *badger.Txn) error
 }
 
-// migrations, in order. Version 1 is the first schema: there is nothing to
-// migrate yet; the next schema change appends {to: 2, ...} here.
-var migrations []migration
+// migrations, in order. Version 1 is the first schema.
+var migrations = []migration{
+	// Version 2 records the backbone of every vector and head, and keeps
+	// face crops, staged re-embeddings and the re-embedding state (keys.go).
+	// Nothing is rewritten: version 1 only held dlib vectors, which is what
+	// an absent backbone id reads as (LegacyBackbone). The version number
+	// is what matters: an older edged refuses the database
+	// (ErrSchemaTooNew) instead of loading vectors of another backbone as
+	// dlib ones.
+	{to: 2, name: "backbone ids and face crops", run: func(*badger.Txn) error { return nil }},
+}
 
 // targetSchema is the version Open migrates to: SchemaVersion (a variable
 // so tests can add migrations).
@@ -295,6 +303,10 @@ func (s *Store) Dir() string { return s.opts.Dir }
 
 // Encrypted reports whether the database is encrypted at rest.
 func (s *Store) Encrypted() bool { return len(s.opts.EncryptionKey) > 0 }
+
+// ReadOnly reports whether the store was opened read-only (writes give
+// ErrReadOnly).
+func (s *Store) ReadOnly() bool { return s.opts.ReadOnly }
 
 // Close stops RunGC, waits for running operations and closes the database.
 // Later calls return ErrClosed.

@@ -27,6 +27,20 @@ const (
 	SourceUnknown = "unknown" // an unknown-face cluster, Ref is its id (unknown-N)
 )
 
+// LegacyBackbone is the backbone of every vector stored without a backbone
+// id: databases from before edged recorded it (schema version 1) only ever
+// held the dlib ResNet's 128-d embeddings.
+const LegacyBackbone = "dlib"
+
+// BackboneOf returns id, or LegacyBackbone when id is empty: the one place
+// the legacy rule is applied.
+func BackboneOf(id string) string {
+	if id == "" {
+		return LegacyBackbone
+	}
+	return id
+}
+
 // Sample is one enrolled face of a person. Embedding is the RAW backbone
 // vector (not normalised, not projected), so a new fine-tuned head can
 // re-project the gallery without the images.
@@ -34,25 +48,43 @@ type Sample struct {
 	ID        string    `json:"id"`
 	PersonID  string    `json:"person_id"`
 	Embedding []float32 `json:"-"`
-	Quality   float32   `json:"quality"`
-	Source    string    `json:"source"`
-	Ref       string    `json:"ref,omitempty"`
-	Created   time.Time `json:"created"`
+	// Backbone is the id of the network that computed Embedding (package
+	// infer's registry); "" reads as LegacyBackbone (use BackboneID).
+	// Vectors of different backbones are never compared.
+	Backbone string    `json:"backbone,omitempty"`
+	Quality  float32   `json:"quality"`
+	Source   string    `json:"source"`
+	Ref      string    `json:"ref,omitempty"`
+	Created  time.Time `json:"created"`
 	// HasChip is true when the face chip was kept (Options of package enroll;
 	// off by default for privacy).
 	HasChip bool `json:"has_chip,omitempty"`
+	// HasCrop is true when the face crop (the face aligned to
+	// face.CropTemplate, PNG) was kept: the sample can then be re-embedded
+	// by another backbone instead of enrolled again.
+	HasCrop bool `json:"has_crop,omitempty"`
 }
+
+// BackboneID is the sample's backbone, LegacyBackbone when none was recorded.
+func (s Sample) BackboneID() string { return BackboneOf(s.Backbone) }
 
 // Negative is a face the user said is NOT the person ("this is not X"). The
 // gallery moves X's decision boundary away from it.
 type Negative struct {
 	ID        string    `json:"id"`
 	PersonID  string    `json:"person_id"`
-	Embedding []float32 `json:"-"` // raw backbone vector
+	Embedding []float32 `json:"-"`                  // raw backbone vector
+	Backbone  string    `json:"backbone,omitempty"` // as Sample.Backbone
 	Source    string    `json:"source"`
 	Ref       string    `json:"ref,omitempty"`
 	Created   time.Time `json:"created"`
+	// HasCrop is true when the face crop was kept (as Sample.HasCrop).
+	HasCrop bool `json:"has_crop,omitempty"`
 }
+
+// BackboneID is the negative's backbone, LegacyBackbone when none was
+// recorded.
+func (n Negative) BackboneID() string { return BackboneOf(n.Backbone) }
 
 // Cluster is one mode of a person's samples in the matching space (after
 // the head projection and L2 normalisation).
@@ -75,13 +107,20 @@ type Clusters struct {
 // HeadVersion is a fine-tuned projection head. Weights are opaque here
 // (package head encodes them); at most one version is active.
 type HeadVersion struct {
-	ID      string             `json:"id"`
-	Created time.Time          `json:"created"`
-	Weights []byte             `json:"weights"`
-	Metrics map[string]float64 `json:"metrics,omitempty"`
-	Note    string             `json:"note,omitempty"`
-	Active  bool               `json:"active"`
+	ID      string    `json:"id"`
+	Created time.Time `json:"created"`
+	// Backbone is the backbone whose raw vectors the head projects (it is
+	// only valid for that backbone's dimension); "" reads as
+	// LegacyBackbone.
+	Backbone string             `json:"backbone,omitempty"`
+	Weights  []byte             `json:"weights"`
+	Metrics  map[string]float64 `json:"metrics,omitempty"`
+	Note     string             `json:"note,omitempty"`
+	Active   bool               `json:"active"`
 }
+
+// BackboneID is the head's backbone, LegacyBackbone when none was recorded.
+func (h HeadVersion) BackboneID() string { return BackboneOf(h.Backbone) }
 
 // Unknown is a persistent identity for faces nobody enrolled, grown online
 // from unknown tracks of good quality: "unknown-N". It can be enrolled later
@@ -93,19 +132,31 @@ type Unknown struct {
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
 	Cameras   []string  `json:"cameras,omitempty"`
+	// Backbone is the backbone of Centroid and of the samples (as
+	// Sample.Backbone); "" reads as LegacyBackbone.
+	Backbone string `json:"backbone,omitempty"`
 	// Centroid is the mean of the members' L2-normalised raw embeddings.
 	Centroid []float32 `json:"-"`
 	// Samples keeps the best faces (by quality) for a later enrollment.
 	Samples []UnknownSample `json:"samples"`
 }
 
+// BackboneID is the cluster's backbone: LegacyBackbone when none was
+// recorded.
+func (u Unknown) BackboneID() string { return BackboneOf(u.Backbone) }
+
 // UnknownSample is one face kept in an unknown cluster.
 type UnknownSample struct {
-	Embedding []float32 `json:"-"` // raw backbone vector
+	Embedding []float32 `json:"-"`                  // raw backbone vector
+	Backbone  string    `json:"backbone,omitempty"` // as Sample.Backbone
 	Quality   float32   `json:"quality"`
 	Time      time.Time `json:"time"`
 	Camera    string    `json:"camera,omitempty"`
 }
+
+// BackboneID is the sample's backbone, LegacyBackbone when none was
+// recorded.
+func (s UnknownSample) BackboneID() string { return BackboneOf(s.Backbone) }
 
 // UnknownID returns the id of unknown cluster number n.
 func UnknownID(n uint64) string { return fmt.Sprintf("unknown-%d", n) }
@@ -269,4 +320,49 @@ func unmarshalUnknown(b []byte) (Unknown, error) {
 		u.Samples = append(u.Samples, s)
 	}
 	return u, nil
+}
+
+// Kinds of staged vectors.
+const (
+	StagedSample   = "s"
+	StagedNegative = "n"
+)
+
+// StagedVector is a stored sample's or negative's vector re-computed by
+// another backbone and waiting for the switch (package enroll's Reembed):
+// it replaces the item's Embedding only when every item is staged, so the
+// stored vectors never mix backbones for longer than the switch.
+type StagedVector struct {
+	Kind      string    `json:"kind"` // StagedSample or StagedNegative
+	PersonID  string    `json:"person_id"`
+	ItemID    string    `json:"item_id"` // the sample's or negative's id
+	Backbone  string    `json:"backbone"`
+	Embedding []float32 `json:"-"`
+}
+
+// ReembedState records a re-embedding in progress (m/reembed), so that a
+// restart knows to finish it.
+type ReembedState struct {
+	// Target is the backbone the stored vectors are being moved to.
+	Target  string    `json:"target"`
+	Started time.Time `json:"started"`
+}
+
+type stagedJSON struct {
+	StagedVector
+	Vec string `json:"vec"`
+}
+
+func (v StagedVector) marshal() ([]byte, error) {
+	return json.Marshal(stagedJSON{v, encodeVec(v.Embedding)})
+}
+
+func unmarshalStaged(b []byte) (StagedVector, error) {
+	var j stagedJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return StagedVector{}, fmt.Errorf("%w: staged vector: %v", ErrCorrupt, err)
+	}
+	v, err := decodeVec(j.Vec)
+	j.StagedVector.Embedding = v
+	return j.StagedVector, err
 }
