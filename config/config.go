@@ -19,6 +19,7 @@ type Config struct {
 	// install layout <prefix>/share/edged/models.
 	ModelDir string `yaml:"model_dir"`
 
+	Model       Model       `yaml:"model"`
 	Log         Log         `yaml:"log"`
 	HTTP        HTTP        `yaml:"http"`
 	MQTT        MQTT        `yaml:"mqtt"`
@@ -28,6 +29,14 @@ type Config struct {
 	Pipeline    Pipeline    `yaml:"pipeline"`
 	Finetune    Finetune    `yaml:"finetune"`
 	Cameras     []Camera    `yaml:"cameras"`
+}
+
+// Model configures the embedding network.
+type Model struct {
+	// Backbone is the embedding network: mobilefacenet (default) or dlib.
+	// Stored embeddings record theirs; after a change the daemon re-embeds
+	// the gallery from the stored face crops before it matches anything.
+	Backbone string `yaml:"backbone"`
 }
 
 // Log configures logging.
@@ -73,6 +82,12 @@ type Store struct {
 	Key string `yaml:"-"`
 	// SaveChips keeps the face chips of samples (privacy: off by default).
 	SaveChips bool `yaml:"save_chips"`
+	// KeepCrops keeps each sample's aligned face crop (184x184 PNG, about
+	// 50 KB; encrypted with the store), from which any backbone's chip can
+	// be cut again: what lets a gallery survive a change of model.backbone
+	// without re-enrolling. Default true; false saves the space and means
+	// re-enrolling everyone after a backbone change.
+	KeepCrops *bool `yaml:"keep_crops"`
 	// GCInterval is the value-log GC period (default 10m).
 	GCInterval time.Duration `yaml:"gc_interval"`
 	// MinFreeMB is the free space (MiB) the data directory's filesystem must
@@ -187,7 +202,8 @@ func Default() Config {
 			DiscoveryPrefix: "homeassistant",
 			MaxPayload:      16 << 20,
 		},
-		Store:  Store{GCInterval: 10 * time.Minute, MinFreeMB: 128},
+		Model:  Model{Backbone: "mobilefacenet"},
+		Store:  Store{GCInterval: 10 * time.Minute, MinFreeMB: 128, KeepCrops: yes()},
 		Detect: Detect{Backend: "dnn", ScoreThreshold: 0.7, NMSThreshold: 0.3, MinFaceSize: 40},
 		Recognition: Recognition{
 			MinQuality:      0.3,
@@ -238,6 +254,9 @@ func (c *Config) EnabledCameras() []CameraSettings {
 	}
 	return out
 }
+
+// KeepCropsEnabled reports store.keep_crops (default true).
+func (c *Config) KeepCropsEnabled() bool { return c.Store.KeepCrops == nil || *c.Store.KeepCrops }
 
 // DiscoveryEnabled reports mqtt.discovery (default true).
 func (c *Config) DiscoveryEnabled() bool { return c.MQTT.Discovery == nil || *c.MQTT.Discovery }

@@ -76,6 +76,7 @@ func (c *Config) Validate() error {
 
 	d := c.Detect
 	oneOf(&ps, "detect.backend", d.Backend, "dnn", "haar")
+	oneOf(&ps, "model.backbone", c.Model.Backbone, "mobilefacenet", "dlib")
 	unit(&ps, "detect.score_threshold", d.ScoreThreshold, false)
 	unit(&ps, "detect.nms_threshold", d.NMSThreshold, false)
 	if d.MinFaceSize < 8 || d.MinFaceSize > 4096 {

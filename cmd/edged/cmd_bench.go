@@ -59,6 +59,7 @@ func runBench(ctx context.Context, args []string) (int, error) {
 	var cf configFlags
 	fs.StringVar(&cf.file, "config", "", "configuration `file` (detection and recognition settings)")
 	fs.StringVar(&cf.data, "data", "", "data `directory` with enrolled people (read-only; default: a temporary gallery with Franck from the sample media)")
+	cf.addBackboneVar(fs)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage, err

@@ -18,7 +18,7 @@ import (
 func init() {
 	register(&Command{
 		Name:  "detect",
-		Usage: "[--annotate DIR] [--chips DIR] [--backend dnn|haar] [flags] FILE...",
+		Usage: "[--annotate DIR] [--chips DIR [--backbone ID]] [--backend dnn|haar] [flags] FILE...",
 		Short: "detect, align and rate faces in image files (JSON lines)",
 		Run:   runDetect,
 	})
@@ -46,7 +46,8 @@ func runDetect(ctx context.Context, args []string) (int, error) {
 	models := fs.String("models", defaultModelDir(), "model directory")
 	backend := fs.String("backend", detect.BackendDNN, "face detector: dnn (RFB-320 ONNX) or haar (OpenCV cascade)")
 	annotate := fs.String("annotate", "", "write each image with boxes and landmarks drawn into `DIR` (PNG)")
-	chips := fs.String("chips", "", "write each aligned 150x150 chip into `DIR` (PNG)")
+	chips := fs.String("chips", "", "write each aligned chip (the --backbone's template: 112x112 ArcFace or 150x150 dlib) into `DIR` (PNG)")
+	backbone := addBackboneFlag(fs)
 	score := fs.Float64("score", 0, "minimum detector score (default 0.7)")
 	nmsThr := fs.Float64("nms", 0, "NMS IoU threshold (default 0.3)")
 	minFace := fs.Int("min-face", 0, "smallest face, sqrt(w*h) in pixels (default 20)")
@@ -59,7 +60,12 @@ func runDetect(ctx context.Context, args []string) (int, error) {
 	if fs.NArg() == 0 {
 		return exitUsage, usageError("no FILE given")
 	}
+	bb, err := lookupBackbone(*backbone, "")
+	if err != nil {
+		return exitUsage, err
+	}
 	opts := detect.DefaultOptions(*models)
+	opts.Template = bb.Template
 	opts.Backend = *backend
 	opts.ScoreThreshold = float32(*score)
 	opts.NMSThreshold = float32(*nmsThr)
@@ -166,7 +172,7 @@ func detectAndWrite(det *detect.Detector, path, name, annotateDir, chipDir strin
 	}
 	if chipDir != "" {
 		for i, f := range faces {
-			m, err := gocv.NewMatFromBytes(face.ChipSize, face.ChipSize, gocv.MatTypeCV8UC3, f.Chip.Pix)
+			m, err := gocv.NewMatFromBytes(f.Chip.Side(), f.Chip.Side(), gocv.MatTypeCV8UC3, f.Chip.Pix)
 			if err != nil {
 				return faces, err
 			}

@@ -30,8 +30,8 @@ import (
 func init() {
 	register(&Command{
 		Name:  "embed",
-		Usage: "[--chip] [--crop aligned|center] [--flip] [--list FILE|-] [--workers N] [--models DIR] FILE|DIR...",
-		Short: "embed the faces in images, or aligned 150x150 chips (--chip): one JSON line per file",
+		Usage: "[--backbone ID] [--chip] [--crop aligned|center] [--flip] [--list FILE|-] [--workers N] [--models DIR] FILE|DIR...",
+		Short: "embed the faces in images, or aligned chips (--chip: 112x112 for mobilefacenet, 150x150 for dlib): one JSON line per file",
 		Run:   runEmbed,
 	})
 }
@@ -43,7 +43,7 @@ const (
 )
 
 // centerCropNote is the note on lines produced with --crop center.
-const centerCropNote = "centre crop (rows/cols 22%..78% of the image, resized to 150): no detection or alignment"
+const centerCropNote = "centre crop (rows/cols 22%..78% of the image, resized to the backbone's chip size): no detection or alignment"
 
 // embedChipLine is one line of `edged embed --chip`.
 type embedChipLine struct {
@@ -77,7 +77,8 @@ type embedErrorLine struct {
 
 func runEmbed(ctx context.Context, args []string) (int, error) {
 	fs := flag.NewFlagSet("embed", flag.ContinueOnError)
-	chipMode := fs.Bool("chip", false, "the files are aligned 150x150 RGB chips (PNG or JPEG): embed them as they are")
+	chipMode := fs.Bool("chip", false, "the files are aligned RGB chips of the backbone's size (PNG or JPEG): embed them as they are, in batches")
+	backbone := addBackboneFlag(fs)
 	crop := fs.String("crop", cropAligned, "how to get a face chip from an image: aligned (detect + landmarks) or center (fixed centre crop, LFW style)")
 	flip := fs.Bool("flip", false, "average each embedding with that of the mirrored chip")
 	list := fs.String("list", "", "read more paths, one per line, from `FILE` (- for stdin)")
@@ -101,20 +102,23 @@ func runEmbed(ctx context.Context, args []string) (int, error) {
 		return exitUsage, err
 	}
 	logger := newLogger(*debug, false)
+	bb, err := lookupBackbone(*backbone, "")
+	if err != nil {
+		return exitUsage, err
+	}
 
-	p, err := newFacePipeline(*models, *crop, *chipMode, *flip, *workers, logger)
+	p, err := newFacePipeline(*models, bb, *crop, *chipMode, *flip, *workers, logger)
 	if err != nil {
 		return exitStartup, err
 	}
 	defer p.Close()
 
-	process := func(path string) ([]byte, error) {
-		if *chipMode {
-			return p.chipLine(path)
-		}
-		return p.imageLine(path)
+	var failed int
+	if *chipMode {
+		failed, err = p.chipLines(ctx, paths, *workers, os.Stdout, newProgressBar("embed", len(paths)))
+	} else {
+		failed, err = runOrdered(ctx, paths, *workers, p.imageLine, os.Stdout, newProgressBar("embed", len(paths)))
 	}
-	failed, err := runOrdered(ctx, paths, *workers, process, os.Stdout, newProgressBar("embed", len(paths)))
 	if err != nil {
 		return exitFailure, err
 	}
@@ -126,16 +130,18 @@ func runEmbed(ctx context.Context, args []string) (int, error) {
 
 // facePipeline turns image files into faces with embeddings.
 type facePipeline struct {
-	crop string
-	det  *detect.Detector // nil unless crop == aligned (and not chip mode)
-	emb  *infer.Embedder
+	crop     string
+	backbone *infer.Backbone
+	det      *detect.Detector // nil unless crop == aligned (and not chip mode)
+	emb      *infer.Embedder
 }
 
-func newFacePipeline(models, crop string, chipMode, flip bool, workers int, logger *slog.Logger) (*facePipeline, error) {
-	p := &facePipeline{crop: crop}
+func newFacePipeline(models string, bb *infer.Backbone, crop string, chipMode, flip bool, workers int, logger *slog.Logger) (*facePipeline, error) {
+	p := &facePipeline{crop: crop, backbone: bb}
 	if !chipMode && crop == cropAligned {
 		opts := detect.DefaultOptions(models)
 		opts.Workers = workers
+		opts.Template = bb.Template
 		opts.Logger = logger
 		det, err := detect.New(opts)
 		if err != nil {
@@ -143,7 +149,7 @@ func newFacePipeline(models, crop string, chipMode, flip bool, workers int, logg
 		}
 		p.det = det
 	}
-	emb, err := infer.NewEmbedder(models, infer.Options{Flip: flip, Logger: logger})
+	emb, err := infer.NewEmbedder(models, infer.Options{Backbone: bb.ID, Flip: flip, Logger: logger})
 	if err != nil {
 		p.Close()
 		return nil, err
@@ -175,7 +181,7 @@ func (p *facePipeline) faces(path string) ([]face.Face, error) {
 		return nil, err
 	}
 	defer img.Close()
-	f, err := centerCropFace(img)
+	f, err := centerCropFace(img, p.backbone.InputSize)
 	if err != nil {
 		return nil, err
 	}
@@ -218,22 +224,72 @@ func (p *facePipeline) imageLine(path string) ([]byte, error) {
 	return json.Marshal(line)
 }
 
-// chipLine is the output line for one chip file.
-func (p *facePipeline) chipLine(path string) ([]byte, error) {
-	chip, err := readChipFile(path)
-	if err != nil {
-		return nil, err
+// chipLines embeds chip files and writes one line each, in input order.
+// Whole-process time is what a user sees: files are decoded by `workers`
+// goroutines a batch at a time, and each batch goes to the network in one
+// session run (the embedder's MaxBatch), instead of one file per call.
+func (p *facePipeline) chipLines(ctx context.Context, paths []string, workers int, w io.Writer, bar *progressBar) (int, error) {
+	batch := p.emb.Options().MaxBatch
+	bw := bufio.NewWriter(w)
+	defer bw.Flush()
+	defer bar.Finish()
+	failed := 0
+	for start := 0; start < len(paths); start += batch {
+		if err := ctx.Err(); err != nil {
+			return failed, err
+		}
+		group := paths[start:min(start+batch, len(paths))]
+		chips := make([]face.Chip, len(group))
+		errs := make([]error, len(group))
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range min(workers, len(group)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					chips[i], errs[i] = readChipFile(group[i], p.backbone.InputSize)
+				}
+			}()
+		}
+		for i := range group {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		var ok []face.Chip
+		for i, c := range chips {
+			if errs[i] == nil {
+				ok = append(ok, c)
+			}
+		}
+		embs, err := p.emb.Embed(ok)
+		if err != nil {
+			return failed, err
+		}
+		k := 0
+		for i, path := range group {
+			var line []byte
+			if errs[i] != nil {
+				failed++
+				line, _ = json.Marshal(embedErrorLine{File: path, Error: errs[i].Error()})
+			} else {
+				line, _ = json.Marshal(embedChipLine{File: path, Embedding: embs[k]})
+				k++
+			}
+			if _, err := bw.Write(append(line, '\n')); err != nil {
+				return failed, err
+			}
+		}
+		bw.Flush()
+		bar.Add(len(group))
 	}
-	embs, err := p.emb.Embed([]face.Chip{chip})
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(embedChipLine{File: path, Embedding: embs[0]})
+	return failed, nil
 }
 
-// readChipFile decodes a 150x150 PNG or JPEG chip with Go's decoders (exact
-// for PNG, which the golden vectors rely on).
-func readChipFile(path string) (face.Chip, error) {
+// readChipFile decodes a size x size PNG or JPEG chip with Go's decoders
+// (exact for PNG, which the golden vectors rely on).
+func readChipFile(path string, size int) (face.Chip, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return face.Chip{}, err
@@ -242,8 +298,8 @@ func readChipFile(path string) (face.Chip, error) {
 	if err != nil {
 		return face.Chip{}, err
 	}
-	if info.Width != face.ChipSize || info.Height != face.ChipSize {
-		return face.Chip{}, fmt.Errorf("%w: image is %dx%d", face.ErrChipSize, info.Width, info.Height)
+	if info.Width != size || info.Height != size {
+		return face.Chip{}, fmt.Errorf("%w: image is %dx%d, the backbone takes %dx%d chips (--backbone?)", face.ErrChipSize, info.Width, info.Height, size, size)
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
@@ -254,8 +310,8 @@ func readChipFile(path string) (face.Chip, error) {
 
 // centerCropFace cuts the fixed centre square used for LFW without a
 // detector: side 0.56 of the shorter edge (rows/cols 55..195 of a 250x250
-// image), resized to 150x150 with bilinear interpolation.
-func centerCropFace(img gocv.Mat) (face.Face, error) {
+// image), resized to size x size with bilinear interpolation.
+func centerCropFace(img gocv.Mat, size int) (face.Face, error) {
 	w, h := img.Cols(), img.Rows()
 	side := int(0.56*float64(min(w, h)) + 0.5)
 	if side < 8 {
@@ -266,7 +322,7 @@ func centerCropFace(img gocv.Mat) (face.Face, error) {
 	defer roi.Close()
 	resized := gocv.NewMat()
 	defer resized.Close()
-	gocv.Resize(roi, &resized, image.Pt(face.ChipSize, face.ChipSize), 0, 0, gocv.InterpolationLinear)
+	gocv.Resize(roi, &resized, image.Pt(size, size), 0, 0, gocv.InterpolationLinear)
 	rgb := gocv.NewMat()
 	defer rgb.Close()
 	gocv.CvtColor(resized, &rgb, gocv.ColorBGRToRGB)
@@ -274,7 +330,7 @@ func centerCropFace(img gocv.Mat) (face.Face, error) {
 	if err != nil {
 		return face.Face{}, err
 	}
-	chip := face.Chip{Pix: append([]uint8(nil), pix...)}
+	chip := face.Chip{Size: size, Pix: append([]uint8(nil), pix...)}
 	if err := chip.Validate(); err != nil {
 		return face.Face{}, err
 	}

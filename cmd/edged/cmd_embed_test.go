@@ -103,7 +103,7 @@ func TestEmbedChipGolden(t *testing.T) {
 	_, g, chips := embedTestLoadGolden(t)
 	var code int
 	var err error
-	out := captureStdout(t, func() { code, err = runEmbed(t.Context(), append([]string{"--chip"}, chips...)) })
+	out := captureStdout(t, func() { code, err = runEmbed(t.Context(), append([]string{"--chip", "--backbone", "dlib"}, chips...)) })
 	if code != exitOK || err != nil {
 		t.Fatalf("exit %d, err %v", code, err)
 	}
@@ -138,7 +138,7 @@ func TestEmbedBinaryGolden(t *testing.T) {
 	if len(chips) == 0 {
 		t.Fatal("no chips found")
 	}
-	cmd := exec.Command(bin, append([]string{"embed", "--chip"}, chips...)...)
+	cmd := exec.Command(bin, append([]string{"embed", "--chip", "--backbone", "dlib"}, chips...)...)
 	cmd.Dir = root
 	var env []string
 	for _, e := range os.Environ() {
@@ -212,7 +212,7 @@ func TestEmbedImages(t *testing.T) {
 					continue
 				}
 				f := (*line.Faces)[0]
-				if len(f.Embedding) != 128 {
+				if len(f.Embedding) != 192 { // the default backbone, mobilefacenet
 					t.Errorf("%s: embedding of %d values", line.File, len(f.Embedding))
 				}
 				if crop == cropAligned && (!f.Aligned || len(f.Landmarks) != 5 || f.Score < 0.7 || line.Note != "" || f.Quality <= 0 || f.Quality != f.Detail.Score) {
@@ -257,7 +257,92 @@ func TestEmbedUsage(t *testing.T) {
 		}
 	}
 	code, err := runEmbed(t.Context(), []string{"--models", t.TempDir(), "--chip", "x.png"})
-	if code != exitStartup || err == nil || !strings.Contains(err.Error(), "face_recognition_model") {
+	if code != exitStartup || err == nil || !strings.Contains(err.Error(), "MobileFaceNet.tflite") {
 		t.Errorf("empty model dir: exit %d, err %v; want exitStartup naming the model file", code, err)
+	}
+	code, err = runEmbed(t.Context(), []string{"--models", t.TempDir(), "--backbone", "dlib", "--chip", "x.png"})
+	if code != exitStartup || err == nil || !strings.Contains(err.Error(), "face_recognition_model") {
+		t.Errorf("empty model dir, dlib: exit %d, err %v; want exitStartup naming the model file", code, err)
+	}
+	if code, err := runEmbed(t.Context(), []string{"--backbone", "resnet", "--chip", "x.png"}); code != exitUsage || err == nil || !strings.Contains(err.Error(), "mobilefacenet") {
+		t.Errorf("unknown backbone: exit %d, err %v; want a usage error listing the backbones", code, err)
+	}
+}
+
+// TestEmbedChipGoldenMobileFaceNet: `edged embed --chip --backbone
+// mobilefacenet` reproduces LiteRT's outputs for the golden 112x112 chips
+// (L2-normalised, 1e-5), in input order, batched; a chip of another size
+// gets its own error line and the others are still embedded.
+func TestEmbedChipGoldenMobileFaceNet(t *testing.T) {
+	dir := filepath.Join(embedTestShared, "golden", "mobilefacenet")
+	embedTestNeeds(t, filepath.Join(dir, "embeddings.json"))
+	raw, err := os.ReadFile(filepath.Join(dir, "embeddings.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Chips map[string]struct {
+			Embedding []float64 `json:"embedding"`
+		} `json:"chips"`
+	}
+	if err := json.Unmarshal(raw, &g); err != nil {
+		t.Fatal(err)
+	}
+	chips, _ := filepath.Glob(filepath.Join(dir, "mfn_*.png"))
+	if len(chips) != len(g.Chips) {
+		t.Fatalf("%d chips, %d golden vectors", len(chips), len(g.Chips))
+	}
+	wrong := filepath.Join(embedTestShared, "golden", "chip_a1.png") // a 150x150 dlib chip
+	args := append([]string{"--chip", "--backbone", "mobilefacenet"}, chips[:2]...)
+	args = append(append(args, wrong), chips[2:]...)
+	var code int
+	out := captureStdout(t, func() { code, err = runEmbed(t.Context(), args) })
+	if code != exitFailure || err == nil {
+		t.Errorf("one wrong-size chip: exit %d, err %v; want exitFailure", code, err)
+	}
+	unit := func(v []float64) []float64 {
+		var n float64
+		for _, x := range v {
+			n += x * x
+		}
+		out := make([]float64, len(v))
+		for i, x := range v {
+			out[i] = x / math.Sqrt(n)
+		}
+		return out
+	}
+	var worst float64
+	var order []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var l struct {
+			File      string    `json:"file"`
+			Embedding []float64 `json:"embedding"`
+			Error     string    `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		order = append(order, l.File)
+		if l.File == wrong {
+			if !strings.Contains(l.Error, "112x112") {
+				t.Errorf("wrong-size chip: error %q, want one naming 112x112", l.Error)
+			}
+			continue
+		}
+		want := unit(g.Chips[strings.TrimSuffix(filepath.Base(l.File), ".png")].Embedding)
+		got := unit(l.Embedding)
+		if len(got) != 192 || len(want) != 192 {
+			t.Fatalf("%s: %d values", l.File, len(got))
+		}
+		for k := range want {
+			worst = math.Max(worst, math.Abs(got[k]-want[k]))
+		}
+	}
+	if want := append(append(append([]string{}, chips[:2]...), wrong), chips[2:]...); !slices.Equal(order, want) {
+		t.Errorf("output order %v, want %v", order, want)
+	}
+	t.Logf("max abs diff of normalised embeddings against LiteRT: %.3g", worst)
+	if worst > 1e-5 {
+		t.Fatalf("max abs diff %.3g > 1e-5", worst)
 	}
 }

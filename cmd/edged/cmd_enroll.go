@@ -21,7 +21,7 @@ import (
 func init() {
 	register(&Command{
 		Name: "enroll",
-		Usage: "--name NAME [--person ID] [--data DIR] [--models DIR] [--json] [--all-or-nothing] [--keep-chips] IMAGE...\n" +
+		Usage: "--name NAME [--person ID] [--data DIR] [--models DIR] [--backbone ID] [--json] [--all-or-nothing] [--keep-chips] IMAGE...\n" +
 			"       edged enroll --unknown unknown-N --name NAME   (name an unknown-face cluster)\n" +
 			"  (the daemon must be stopped: it holds the store; use its MQTT enroll command instead)",
 		Short: "enroll a person from photos (detect, align, refuse poor faces with the reason, embed, store)",
@@ -29,30 +29,21 @@ func init() {
 	})
 }
 
-// newFaceModels opens the detector and the embedder used to enroll.
-func newFaceModels(models string, workers int, logger *slog.Logger) (*detect.Detector, *infer.Embedder, error) {
+// newFaceModels opens the detector (aligning to the backbone's template)
+// and the backbone's embedder.
+func newFaceModels(models string, bb *infer.Backbone, workers int, logger *slog.Logger) (*detect.Detector, *infer.Embedder, error) {
 	do := detect.DefaultOptions(models)
-	do.Workers, do.Logger = workers, logger
+	do.Workers, do.Logger, do.Template = workers, logger, bb.Template
 	det, err := detect.New(do)
 	if err != nil {
 		return nil, nil, err
 	}
-	emb, err := infer.NewEmbedder(models, infer.Options{Logger: logger})
+	emb, err := infer.NewEmbedder(models, infer.Options{Backbone: bb.ID, Logger: logger})
 	if err != nil {
 		det.Close()
 		return nil, nil, err
 	}
 	return det, emb, nil
-}
-
-// activeProjector returns the gallery projector of the store's active head
-// (nil: identity).
-func activeProjector(st *store.Store) (gallery.Projector, error) {
-	h, err := st.ActiveHead()
-	if err != nil || h == nil {
-		return nil, err
-	}
-	return enroll.HeadProjector(h)
 }
 
 func runEnroll(ctx context.Context, args []string) (int, error) {
@@ -62,6 +53,7 @@ func runEnroll(ctx context.Context, args []string) (int, error) {
 	person := fs.String("person", "", "add the samples to the person with this id")
 	unknown := fs.String("unknown", "", "enroll the faces kept in this unknown-face cluster (unknown-N) instead of images")
 	models := fs.String("models", defaultModelDir(), "model directory")
+	backbone := addBackboneFlag(fs)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	strict := fs.Bool("all-or-nothing", false, "enroll nothing when any image is refused")
 	keepChips := fs.Bool("keep-chips", false, "also store the face chips (off by default: privacy)")
@@ -78,6 +70,14 @@ func runEnroll(ctx context.Context, args []string) (int, error) {
 	if *unknown != "" && len(files) > 0 {
 		return exitUsage, usageError("--unknown takes no images")
 	}
+	bb, err := sf.backbone(*backbone)
+	if err != nil {
+		return exitUsage, err
+	}
+	keepCrops, err := sf.keepCrops()
+	if err != nil {
+		return exitStartup, err
+	}
 	var images []enroll.Image
 	for _, path := range files {
 		data, err := os.ReadFile(path)
@@ -92,8 +92,8 @@ func runEnroll(ctx context.Context, args []string) (int, error) {
 	}
 	defer st.Close()
 	logger := sf.logger()
-	g := gallery.New(gallery.Options{Logger: logger})
-	proj, err := activeProjector(st)
+	g := gallery.New(gallery.Options{Space: bb.Space, Logger: logger})
+	proj, err := enroll.ActiveProjector(st, bb.ID)
 	if err != nil {
 		return exitStartup, err
 	}
@@ -102,16 +102,16 @@ func runEnroll(ctx context.Context, args []string) (int, error) {
 	}
 	var res enroll.Result
 	if *unknown != "" {
-		en := enroll.New(st, g, nil, nil, enroll.Options{Logger: logger})
+		en := enroll.New(st, g, nil, nil, enroll.Options{Backbone: bb.ID, Logger: logger})
 		res, err = en.EnrollUnknown(ctx, *unknown, *name, *person)
 	} else {
-		det, emb, ferr := newFaceModels(*models, 1, logger)
+		det, emb, ferr := newFaceModels(*models, bb, 1, logger)
 		if ferr != nil {
 			return exitStartup, ferr
 		}
 		defer det.Close()
 		defer emb.Close()
-		en := enroll.New(st, g, det, emb, enroll.Options{KeepChips: *keepChips, Logger: logger})
+		en := enroll.New(st, g, det, emb, enroll.Options{Backbone: bb.ID, KeepChips: *keepChips, DropCrops: !keepCrops, Logger: logger})
 		res, err = en.Enroll(ctx, enroll.Request{Name: *name, PersonID: *person, Images: images, Source: store.SourceFile, AllOrNothing: *strict})
 	}
 	if *asJSON {

@@ -22,6 +22,7 @@ import (
 	"github.com/edged-dev/edged/eval"
 	"github.com/edged-dev/edged/face"
 	"github.com/edged-dev/edged/gallery"
+	"github.com/edged-dev/edged/infer"
 	"github.com/edged-dev/edged/store"
 )
 
@@ -44,8 +45,9 @@ type fewshotEntry struct {
 }
 
 type fewshotReportJSON struct {
-	People    int `json:"people"`
-	Strangers int `json:"strangers"`
+	Backbone  string `json:"backbone"`
+	People    int    `json:"people"`
+	Strangers int    `json:"strangers"`
 	// SeenStrangers (--seen-strangers) is how many of the strangers the
 	// device saw before the fine-tune (their faces went into unknown-face
 	// clusters, none is a probe); the other strangers are the probes.
@@ -84,8 +86,11 @@ type fewshotRun struct {
 	Refused int
 	// Seen are the images of the strangers the device saw before (not
 	// probes): seeFewshotStrangers files them as unknown faces.
-	Seen   []*fewshotImage
-	Logger *slog.Logger
+	Seen []*fewshotImage
+	// Backbone is the network the faces were embedded with (its Space
+	// shapes the gallery and unknown clustering; its Dim the fine-tune).
+	Backbone *infer.Backbone
+	Logger   *slog.Logger
 }
 
 // Score matches every probe against g and computes the figures.
@@ -128,6 +133,7 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 	minImages := fs.Int("min-images", 10, "people with at least this many images are enrolled, the others are strangers")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	models := fs.String("models", defaultModelDir(), "model directory")
+	backbone := addBackboneFlag(fs)
 	threshold := fs.Float64("threshold", 0, "fixed distance threshold (0: the gallery's fitted default)")
 	workers := fs.Int("workers", 2, "detection workers")
 	debug := fs.Bool("debug", false, "debug logging")
@@ -143,6 +149,10 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 	}
 	if *imagesDir == "" {
 		return exitUsage, usageError("--images DIR is required")
+	}
+	bb, err := lookupBackbone(*backbone, "")
+	if err != nil {
+		return exitUsage, err
 	}
 	var shots []int
 	for _, s := range strings.Split(*shotsFlag, ",") {
@@ -186,7 +196,7 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 		return exitFailure, fmt.Errorf("nobody in %s has %d or more images", *imagesDir, *minImages)
 	}
 	seen, strangers := splitSeenStrangers(strangers, seenFrac)
-	det, emb, err := newFaceModels(*models, max(1, *workers), logger)
+	det, emb, err := newFaceModels(*models, bb, max(1, *workers), logger)
 	if err != nil {
 		return exitStartup, err
 	}
@@ -199,10 +209,10 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 	}
 	logger.Debug("embedded the image set", "images", set.count, "took", time.Since(start))
 
-	report := fewshotReportJSON{People: len(people), Strangers: len(strangers), SeenStrangers: len(seen)}
+	report := fewshotReportJSON{Backbone: bb.ID, People: len(people), Strangers: len(strangers), SeenStrangers: len(seen)}
 	var texts []string
 	for _, k := range shots {
-		run, cleanup, err := enrollFewshot(ctx, set, people, strangers, seen, k, *threshold, cache, logger)
+		run, cleanup, err := enrollFewshot(ctx, set, people, strangers, seen, k, *threshold, bb, cache, logger)
 		if err != nil {
 			return exitFailure, err
 		}
@@ -417,7 +427,7 @@ func embedMainFace(path string, cache *faceCache) ([]float32, float32, string) {
 // the people's other images (refused ones included), and every image of
 // the strangers; the images of the seen strangers go to run.Seen.
 func enrollFewshot(ctx context.Context, set *fewshotSet, people, strangers, seen []string, k int, threshold float64,
-	cache *faceCache, logger *slog.Logger) (*fewshotRun, func(), error) {
+	bb *infer.Backbone, cache *faceCache, logger *slog.Logger) (*fewshotRun, func(), error) {
 	dir, err := os.MkdirTemp("", "edged-fewshot-")
 	if err != nil {
 		return nil, nil, err
@@ -430,9 +440,9 @@ func enrollFewshot(ctx context.Context, set *fewshotSet, people, strangers, seen
 		return nil, nil, err
 	}
 	cleanup := func() { st.Close(); os.RemoveAll(dir) }
-	g := gallery.New(gallery.Options{Threshold: threshold, Logger: logger})
-	en := enroll.New(st, g, cache, cache, enroll.Options{Logger: logger})
-	run := &fewshotRun{Shots: k, Store: st, Gallery: g, Enroller: en, IDs: map[string]string{}, Logger: logger}
+	g := gallery.New(gallery.Options{Space: bb.Space, Threshold: threshold, Logger: logger})
+	en := enroll.New(st, g, cache, cache, enroll.Options{Backbone: bb.ID, Logger: logger})
+	run := &fewshotRun{Shots: k, Store: st, Gallery: g, Enroller: en, IDs: map[string]string{}, Backbone: bb, Logger: logger}
 	for _, p := range people {
 		imgs := set.images[p]
 		used := make([]bool, len(imgs)) // enrolled: not a probe

@@ -52,8 +52,8 @@ func (a storeActiveHead) SetHead(*head.Head) error {
 // floor are dropped as the daemon drops them). It returns the number of
 // images filed and accepted as somebody.
 func seeFewshotStrangers(run *fewshotRun) (filed, accepted int, err error) {
-	u := gallery.NewUnknowns(gallery.UnknownOptions{})
-	if err := enroll.LoadUnknowns(run.Store, u); err != nil {
+	u := gallery.NewUnknowns(gallery.UnknownOptions{Space: run.Backbone.Space})
+	if _, err := enroll.LoadUnknowns(run.Store, u, run.Backbone.ID); err != nil {
 		return 0, 0, err
 	}
 	for i, im := range run.Seen {
@@ -94,7 +94,7 @@ func fewshotRunFinetune(ctx context.Context, run *fewshotRun) (eval.FewShotResul
 		run.Logger.Info("seen strangers", "shots", run.Shots, "images", len(run.Seen), "filed", filed,
 			"accepted_as_somebody", accepted, "unknown_clusters", len(us))
 	}
-	job := finetune.NewJob(run.Store, storeActiveHead{run}, finetune.JobOptions{Logger: run.Logger, Seed: int64(run.Shots)})
+	job := finetune.NewJob(run.Store, storeActiveHead{run}, finetune.JobOptions{Backbone: run.Backbone.ID, Trainer: finetune.TrainerOptions{Dim: run.Backbone.Dim}, Logger: run.Logger, Seed: int64(run.Shots)})
 	res, err := job.RunOnce(ctx)
 	if err != nil {
 		return eval.FewShotResult{}, "", err

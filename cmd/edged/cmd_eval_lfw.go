@@ -18,6 +18,7 @@ import (
 	"github.com/edged-dev/edged/detect"
 	"github.com/edged-dev/edged/eval"
 	"github.com/edged-dev/edged/face"
+	"github.com/edged-dev/edged/infer"
 )
 
 func init() {
@@ -34,6 +35,8 @@ type evalLFWReport struct {
 	Images             int       `json:"images"`
 	NoFace             int       `json:"no_face"` // images where no face was detected (centre crop used)
 	Crop               string    `json:"crop"`
+	Backbone           string    `json:"backbone"`
+	Distance           string    `json:"distance"` // euclidean on raw (dlib, its published convention) or L2-normalised embeddings
 	Flip               bool      `json:"flip"`
 	CrossValidated     bool      `json:"cross_validated"` // false: one fold, best threshold on that fold
 	Accuracy           float64   `json:"accuracy"`
@@ -60,12 +63,17 @@ func runEvalLFW(ctx context.Context, args []string) (int, error) {
 	rocPath := fs.String("roc", "", "draw the ROC curve into `FILE.png`")
 	workers := fs.Int("workers", runtime.NumCPU(), "images processed at once")
 	models := fs.String("models", defaultModelDir(), "model `DIR`")
+	backbone := addBackboneFlag(fs)
 	debug := fs.Bool("debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage, err
 	}
 	if fs.NArg() > 0 {
 		return exitUsage, usageError("unexpected argument %q", fs.Arg(0))
+	}
+	bb, err := lookupBackbone(*backbone, "")
+	if err != nil {
+		return exitUsage, err
 	}
 	if *pairsPath == "" {
 		return exitUsage, usageError("--pairs is required")
@@ -105,7 +113,7 @@ func runEvalLFW(ctx context.Context, args []string) (int, error) {
 	}
 	sort.Strings(images)
 
-	p, err := newFacePipeline(*models, *crop, false, *flip, *workers, newLogger(*debug, false))
+	p, err := newFacePipeline(*models, bb, *crop, false, *flip, *workers, newLogger(*debug, false))
 	if err != nil {
 		return exitStartup, err
 	}
@@ -120,7 +128,7 @@ func runEvalLFW(ctx context.Context, args []string) (int, error) {
 
 	scores := make([]eval.VerifyScore, len(pairs))
 	for i, pr := range pairs {
-		scores[i] = eval.VerifyScore{Distance: euclidean(embs[pr.A], embs[pr.B]), Same: pr.Same, Fold: pr.Fold}
+		scores[i] = eval.VerifyScore{Distance: pairDistance(bb, embs[pr.A], embs[pr.B]), Same: pr.Same, Fold: pr.Fold}
 	}
 	res, err := eval.VerifyEvaluate(scores)
 	if err != nil {
@@ -133,7 +141,7 @@ func runEvalLFW(ctx context.Context, args []string) (int, error) {
 		}
 	}
 	rep := evalLFWReport{
-		Pairs: res.Pairs, Folds: res.Folds, Images: len(images), NoFace: noFace, Crop: *crop, Flip: *flip,
+		Pairs: res.Pairs, Folds: res.Folds, Images: len(images), NoFace: noFace, Crop: *crop, Backbone: bb.ID, Distance: pairDistanceName(bb), Flip: *flip,
 		CrossValidated: res.CrossValidated, Accuracy: res.Accuracy, AccuracyStd: res.AccuracyStd,
 		FoldAccuracies: res.FoldAccuracy, Threshold: res.Threshold,
 		TARAtFAR1: res.TARAtFAR1, ThresholdAtFAR1: finiteOrNil(res.ThresholdAtFAR1),
@@ -229,7 +237,7 @@ func (p *facePipeline) centralFace(path string) (f face.Face, found bool, err er
 	}
 	defer img.Close()
 	if p.det == nil {
-		f, err := centerCropFace(img)
+		f, err := centerCropFace(img, p.backbone.InputSize)
 		return f, true, err
 	}
 	faces, err := p.det.Detect(img)
@@ -237,7 +245,7 @@ func (p *facePipeline) centralFace(path string) (f face.Face, found bool, err er
 		return face.Face{}, false, fmt.Errorf("%s: %w", path, err)
 	}
 	if len(faces) == 0 {
-		f, err := centerCropFace(img)
+		f, err := centerCropFace(img, p.backbone.InputSize)
 		return f, false, err
 	}
 	c := image.Pt(img.Cols()/2, img.Rows()/2)
@@ -257,6 +265,42 @@ func (p *facePipeline) centralFace(path string) (f face.Face, found bool, err er
 		}
 	}
 	return faces[best], true, nil
+}
+
+// pairDistance is the verification distance of two raw embeddings: for the
+// dlib ResNet Euclidean on the raw vectors (dlib's convention, its outputs
+// have norms near 1, and the figures published for it use it); for other
+// backbones, whose raw outputs are not normalised (MobileFaceNet's norms
+// are 60-80), Euclidean between the L2-normalised vectors.
+func pairDistance(bb *infer.Backbone, a, b face.Embedding) float64 {
+	if bb.ID == infer.BackboneDlib {
+		return euclidean(a, b)
+	}
+	return euclidean(normalised(a), normalised(b))
+}
+
+// pairDistanceName names pairDistance's metric for the JSON report.
+func pairDistanceName(bb *infer.Backbone) string {
+	if bb.ID == infer.BackboneDlib {
+		return "euclidean-raw"
+	}
+	return "euclidean-normalised"
+}
+
+func normalised(v face.Embedding) face.Embedding {
+	var n float64
+	for _, x := range v {
+		n += float64(x) * float64(x)
+	}
+	n = math.Sqrt(n)
+	out := make(face.Embedding, len(v))
+	if n == 0 {
+		return out
+	}
+	for i, x := range v {
+		out[i] = float32(float64(x) / n)
+	}
+	return out
 }
 
 func euclidean(a, b face.Embedding) float64 {

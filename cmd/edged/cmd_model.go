@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edged-dev/edged/head"
+	"github.com/edged-dev/edged/infer"
 	"github.com/edged-dev/edged/store"
 )
 
@@ -231,13 +232,24 @@ func modelImport(st *store.Store, path string, activate bool, note string, asJSO
 	if err != nil {
 		return exitFailure, err
 	}
-	if _, err := head.Unmarshal(b); err != nil {
+	h, err := head.Unmarshal(b)
+	if err != nil {
 		return exitFailure, fmt.Errorf("%s: %w", path, err)
+	}
+	// A head projects one backbone's vectors: its dimension says which.
+	backbone := ""
+	for _, id := range infer.BackboneIDs() {
+		if bb, _ := infer.Lookup(id); bb.Dim == h.Dim() {
+			backbone = id
+		}
+	}
+	if backbone == "" {
+		return exitFailure, fmt.Errorf("%s: a %d-d head fits no backbone (%s)", path, h.Dim(), strings.Join(infer.BackboneIDs(), ", "))
 	}
 	if note == "" {
 		note = "imported from " + path
 	}
-	hv := store.HeadVersion{Weights: b, Note: note, Active: activate}
+	hv := store.HeadVersion{Weights: b, Note: note, Active: activate, Backbone: backbone}
 	if err := st.Update(func(tx *store.Tx) error { return tx.SaveHead(&hv) }); err != nil {
 		return exitFailure, err
 	}

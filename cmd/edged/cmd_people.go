@@ -9,36 +9,45 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/edged-dev/edged/detect"
+	"github.com/edged-dev/edged/enroll"
+	"github.com/edged-dev/edged/face"
+	"github.com/edged-dev/edged/infer"
 	"github.com/edged-dev/edged/store"
 )
 
 func init() {
 	register(&Command{
 		Name:  "people",
-		Usage: "list|show|rename|delete|unknown [--data DIR] [--json] ...   (the daemon must be stopped)",
-		Short: "list, inspect, rename and delete enrolled people; list unknown-face clusters",
+		Usage: "list|show|rename|delete|unknown|reembed [--data DIR] [--json] ...   (the daemon must be stopped)",
+		Short: "list, inspect, rename and delete enrolled people; list unknown-face clusters; re-embed the gallery for another backbone",
 		Run:   runPeople,
 	})
 }
 
 func runPeople(ctx context.Context, args []string) (int, error) {
 	if len(args) == 0 {
-		return exitUsage, usageError("missing subcommand (list, show, rename, delete, unknown)")
+		return exitUsage, usageError("missing subcommand (list, show, rename, delete, unknown, reembed)")
 	}
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("people "+sub, flag.ContinueOnError)
 	sf := addStoreCLIFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
+	var backbone, models *string
+	if sub == "reembed" {
+		backbone = addBackboneFlag(fs)
+		models = fs.String("models", defaultModelDir(), "model `DIR`")
+	}
 	var want int
 	switch sub {
-	case "list", "unknown":
+	case "list", "unknown", "reembed":
 		want = 0
 	case "show", "delete":
 		want = 1
 	case "rename":
 		want = 2
 	default:
-		return exitUsage, usageError("unknown subcommand %q (list, show, rename, delete, unknown)", sub)
+		return exitUsage, usageError("unknown subcommand %q (list, show, rename, delete, unknown, reembed)", sub)
 	}
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -57,6 +66,8 @@ func runPeople(ctx context.Context, args []string) (int, error) {
 	out := json.NewEncoder(os.Stdout)
 	out.SetIndent("", "  ")
 	switch sub {
+	case "reembed":
+		return peopleReembed(ctx, st, sf, *backbone, *models, *asJSON, out)
 	case "list":
 		return peopleList(st, *asJSON, out)
 	case "show":
@@ -257,4 +268,57 @@ func peopleUnknown(st *store.Store, asJSON bool, out *json.Encoder) (int, error)
 	}
 	fmt.Fprintln(tw, "\nname one with: edged enroll --unknown ID --name NAME")
 	return exitOK, tw.Flush()
+}
+
+// peopleReembed re-embeds, from their stored face crops, every sample and
+// negative of another backbone than the configured one (what `edged run`
+// does at start after a change of model.backbone), with a progress bar.
+// Interrupted, it resumes where it stopped.
+func peopleReembed(ctx context.Context, st *store.Store, sf *storeCLIFlags, backbone, models string, asJSON bool, out *json.Encoder) (int, error) {
+	bb, err := sf.backbone(backbone)
+	if err != nil {
+		return exitUsage, err
+	}
+	pending, err := enroll.NeedsReembed(st, bb.ID)
+	if err != nil {
+		return exitFailure, err
+	}
+	rep := enroll.ReembedReport{Backbone: bb.ID, NoCrop: pending.NoCrop}
+	if pending.Needed() {
+		emb, err := infer.NewEmbedder(models, infer.Options{Backbone: bb.ID, Logger: sf.logger()})
+		if err != nil {
+			return exitStartup, err
+		}
+		defer emb.Close()
+		bar := newProgressBar("re-embed", pending.Items)
+		done := 0
+		rep, err = enroll.Reembed(ctx, st, enroll.ReembedOptions{
+			Backbone:     bb.ID,
+			ChipFromCrop: func(crop face.Chip) (face.Chip, error) { return detect.ChipFromCrop(crop, bb.Template) },
+			Embedder:     emb,
+			Progress: func(d, total int) {
+				bar.Add(d - done)
+				done = d
+			},
+			Logger: sf.logger(),
+		})
+		bar.Finish()
+		if err != nil {
+			return exitFailure, fmt.Errorf("re-embed with %s: %w (run it again to resume)", bb.ID, err)
+		}
+	}
+	if asJSON {
+		return exitOK, out.Encode(rep)
+	}
+	msgs := rep.Messages()
+	if len(msgs) == 0 {
+		msgs = []string{"every stored embedding is already of the " + bb.ID + " backbone: nothing to do"}
+	}
+	for _, m := range msgs {
+		fmt.Println(m)
+	}
+	if len(rep.NoCrop) > 0 {
+		return exitFailure, fmt.Errorf("%d people have samples without a face crop (see above)", len(rep.NoCrop))
+	}
+	return exitOK, nil
 }

@@ -63,6 +63,7 @@ func runReplay(ctx context.Context, args []string) (int, error) {
 	fpsCap := fs.Float64("fps", 0, "process at most `N` frames per second of video (0: every frame)")
 	jsonSummary := fs.Bool("json", false, "print the summary as JSON")
 	quiet := fs.Bool("quiet", false, "no progress bar, no event log")
+	cf.addBackboneVar(fs)
 	debug := fs.Bool("debug", false, "debug logging")
 	video, rest := splitPositional(args)
 	if err := fs.Parse(rest); err != nil {

@@ -42,6 +42,7 @@ func runDaemon(ctx context.Context, args []string) (int, error) {
 	fs.StringVar(&cf.data, "data", "", "data `directory` (default: the config's, $STATE_DIRECTORY, ./edged-data)")
 	fs.Var(&cf.cameras, "camera", "camera `NAME=URL` (repeatable; replaces the config's cameras): /dev/video0, 0, rtsp://..., a video file, an image folder, gst:PIPELINE")
 	fs.StringVar(&cf.http, "http", "", "metrics/health listen `address` (default 127.0.0.1:9108; off disables)")
+	cf.addBackboneVar(fs)
 	debug := fs.Bool("debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage, err

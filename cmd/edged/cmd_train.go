@@ -404,7 +404,8 @@ func storeTrainedHead(sf *storeCLIFlags, h *head.Head, rep trainReport, trained,
 	for k, v := range frozen.Map() {
 		metrics["before_"+k] = v
 	}
-	hv := store.HeadVersion{Weights: b, Metrics: metrics, Active: activate,
+	// edged train runs the dlib ResNet (its last stage can be unfrozen).
+	hv := store.HeadVersion{Weights: b, Metrics: metrics, Active: activate, Backbone: infer.BackboneDlib,
 		Note: fmt.Sprintf("edged train: %s%s loss on %d people (%d steps), evaluated on %d others", rep.Loss,
 			map[bool]string{true: "/" + rep.Mining, false: ""}[rep.Mining != ""], rep.TrainPeople, rep.Steps, rep.EvalPeople)}
 	if err := st.Update(func(tx *store.Tx) error { return tx.SaveHead(&hv) }); err != nil {

@@ -35,11 +35,11 @@ func TestVersionJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
 		t.Fatalf("not JSON: %q: %v", out, err)
 	}
-	if v["tensorflow"] != "2.18.1" || v["opencv"] != "4.6.0" || !strings.HasPrefix(v["edged"], "v") {
+	if v["tensorflow"] != "2.18.1" || v["opencv"] != "4.6.0" || !strings.HasPrefix(v["edged"], "v") || v["backbone"] != "mobilefacenet" {
 		t.Errorf("versions = %v", v)
 	}
 	plain := captureStdout(t, func() { runVersion(t.Context(), nil) })
-	want := "edged " + v["edged"] + " tensorflow 2.18.1 opencv 4.6.0\n"
+	want := "edged " + v["edged"] + " tensorflow 2.18.1 opencv 4.6.0 backbone mobilefacenet\n"
 	if plain != want {
 		t.Errorf("plain output %q, want %q", plain, want)
 	}

@@ -6,6 +6,7 @@ package main
 // chains of the pipeline.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,6 +76,7 @@ type core struct {
 	reg  *metrics.Registry
 	recm *pipeline.RecognitionMetrics
 
+	bb  *infer.Backbone // model.backbone
 	st  *store.Store
 	g   *gallery.Gallery
 	unk *gallery.Unknowns
@@ -103,6 +105,9 @@ func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (_ *core, err 
 			err = startup(err)
 		}
 	}()
+	if c.bb, err = infer.Lookup(cfg.Model.Backbone); err != nil {
+		return nil, fmt.Errorf("model.backbone: %w", err)
+	}
 	key, err := store.LoadKey(cfg.Store.KeyFile, cfg.Store.Key)
 	if err != nil {
 		return nil, fmt.Errorf("store key: %w", err)
@@ -128,19 +133,6 @@ func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (_ *core, err 
 		}
 		return nil, fmt.Errorf("open store %s: %w", o.dataDir, err)
 	}
-	c.g = gallery.New(gallery.Options{Threshold: cfg.Recognition.Threshold, Margin: cfg.Recognition.Margin,
-		Logger: log.With("component", "gallery")})
-	if err := enroll.LoadGallery(c.st, c.g); err != nil {
-		return nil, err
-	}
-	c.unk = gallery.NewUnknowns(gallery.UnknownOptions{})
-	if err := enroll.LoadUnknowns(c.st, c.unk); err != nil {
-		return nil, err
-	}
-	if o.readOnly {
-		c.memUnknowns = &memoryUnknowns{u: c.unk}
-	}
-
 	minScore, minSize := cfg.Detect.ScoreThreshold, cfg.Detect.MinFaceSize
 	for _, cs := range cfg.EnabledCameras() {
 		minScore, minSize = min(minScore, cs.ScoreThreshold), min(minSize, cs.MinFaceSize)
@@ -152,11 +144,13 @@ func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (_ *core, err 
 	dopts.MinFace = minSize
 	dopts.MaxFace = cfg.Detect.MaxFaceSize
 	dopts.Workers = max(1, o.detectWorkers)
+	dopts.Template = c.bb.Template
 	dopts.Logger = log.With("component", "detect")
 	if c.det, err = detect.New(dopts); err != nil {
 		return nil, fmt.Errorf("face detector: %w", err)
 	}
 	eopts := infer.DefaultOptions()
+	eopts.Backbone = c.bb.ID
 	eopts.MaxBatch = cfg.Pipeline.EmbedBatch
 	eopts.BatchWait = cfg.Pipeline.EmbedWait
 	if eopts.BatchWait == 0 {
@@ -166,8 +160,37 @@ func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (_ *core, err 
 	if c.emb, err = infer.NewEmbedder(o.modelDir, eopts); err != nil {
 		return nil, fmt.Errorf("embedding network: %w", err)
 	}
+	// A store whose embeddings come from another backbone is re-embedded
+	// from its face crops before anything is matched: the gallery below
+	// then holds one backbone's vectors only.
+	if !o.readOnly && c.tmpDir == "" {
+		if err := reembedStore(context.Background(), c.st, c.bb, c.emb, log); err != nil {
+			return nil, err
+		}
+	}
+	c.g = gallery.New(gallery.Options{Space: c.bb.Space, Threshold: cfg.Recognition.Threshold, Margin: cfg.Recognition.Margin,
+		Logger: log.With("component", "gallery")})
+	rep, err := enroll.LoadGallery(c.st, c.g, c.bb.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range rep.Messages() {
+		log.Warn(m)
+	}
+	c.unk = gallery.NewUnknowns(gallery.UnknownOptions{Space: c.bb.Space})
+	if n, err := enroll.LoadUnknowns(c.st, c.unk, c.bb.ID); err != nil {
+		return nil, err
+	} else if n > 0 {
+		log.Info("unknown-face clusters of another backbone are not used", "clusters", n, "backbone", c.bb.ID)
+	}
+	if o.readOnly {
+		c.memUnknowns = &memoryUnknowns{u: c.unk}
+	}
+
 	c.en = enroll.New(c.st, c.g, c.det, c.emb, enroll.Options{
+		Backbone:  c.bb.ID,
 		KeepChips: cfg.Store.SaveChips,
+		DropCrops: !cfg.KeepCropsEnabled(),
 		Events:    func(r enroll.Result) []store.OutboxEvent { return c.svc.EnrollEvents(r) },
 		Logger:    log.With("component", "enroll"),
 	})
@@ -181,6 +204,45 @@ func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (_ *core, err 
 	}
 	trimStartupPages(log)
 	return c, nil
+}
+
+// reembedStore re-embeds, from their stored face crops, the samples and
+// negatives of another backbone than bb (after a change of
+// model.backbone), logging progress; resumable after a kill. Vectors
+// without a crop are reported by person with the fix, never mixed in.
+func reembedStore(ctx context.Context, st *store.Store, bb *infer.Backbone, emb *infer.Embedder, log *slog.Logger) error {
+	pending, err := enroll.NeedsReembed(st, bb.ID)
+	if err != nil {
+		return fmt.Errorf("re-embed check: %w", err)
+	}
+	if !pending.Needed() {
+		return nil // people left without crops are reported by LoadGallery
+	}
+	log.Info("the store holds embeddings of another backbone: re-embedding them from their face crops before recognition starts",
+		"backbone", bb.ID, "items", pending.Items)
+	start, last := time.Now(), time.Time{}
+	rep, err := enroll.Reembed(ctx, st, enroll.ReembedOptions{
+		Backbone:     bb.ID,
+		ChipFromCrop: func(crop face.Chip) (face.Chip, error) { return detect.ChipFromCrop(crop, bb.Template) },
+		Embedder:     emb,
+		Batch:        emb.Options().MaxBatch,
+		Progress: func(done, total int) {
+			if time.Since(last) >= 5*time.Second || done == total {
+				last = time.Now()
+				log.Info("re-embedding", "done", done, "total", total)
+			}
+		},
+		Logger: log.With("component", "reembed"),
+	})
+	if err != nil {
+		return fmt.Errorf("re-embed the gallery with %s: %w (it resumes where it stopped at the next start, or run edged people reembed)", bb.ID, err)
+	}
+	rep.NoCrop = nil // reported by LoadGallery, once
+	for _, m := range rep.Messages() {
+		log.Info(m)
+	}
+	log.Info("re-embedding done", "backbone", bb.ID, "reembedded", rep.Reembedded, "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // close releases everything openCore opened, in reverse order.
@@ -301,7 +363,7 @@ func (c *core) newCamera(cs config.CameraSettings, mode cameraMode, outputs []pi
 	r := c.cfg.Recognition
 	ropts := pipeline.RecognizerOptions{
 		Camera: cs.Name, Gallery: c.g, Embedder: embedder{c.emb},
-		Tracker: gallery.TrackerOptions{MinQuality: float32(cs.MinQuality), Decide: r.Decide, MaxEmbeds: r.MaxEmbeds,
+		Tracker: gallery.TrackerOptions{Space: c.bb.Space, MinQuality: float32(cs.MinQuality), Decide: r.Decide, MaxEmbeds: r.MaxEmbeds,
 			Recheck: r.Recheck, Timeout: r.TrackTimeout},
 		Threshold: threshold, Margin: r.Margin,
 		MediaClock: mode.mediaClock, Source: mode.source,

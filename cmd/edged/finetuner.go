@@ -156,6 +156,7 @@ func (f *finetuner) start(ctx context.Context, o finetune.JobOptions) (string, e
 	f.mu.Unlock()
 
 	o.Debounce = time.Millisecond
+	o.Backbone, o.Trainer.Dim = f.c.bb.ID, f.c.bb.Dim
 	o.Logger = f.log.With("job", id)
 	lastPub := time.Time{}
 	o.OnProgress = func(p finetune.Progress) {

@@ -233,6 +233,19 @@ func TestConfigFlagsOverrideFile(t *testing.T) {
 	if keys := restartKeys(old, cur); len(keys) != 1 || keys[0] != "mqtt" {
 		t.Errorf("restart keys %v", keys)
 	}
+	cur = config.Default()
+	cur.Model.Backbone = "dlib"
+	if keys := restartKeys(old, cur); len(keys) != 1 || keys[0] != "model.backbone" {
+		t.Errorf("backbone change: restart keys %v", keys)
+	}
+	cf = configFlags{backbone: "DLIB"}
+	if cfg, _, err := cf.load(); err != nil || cfg.Model.Backbone != "dlib" {
+		t.Errorf("--backbone DLIB: backbone %q, err %v", cfg.Model.Backbone, err)
+	}
+	cf = configFlags{backbone: "resnet"}
+	if _, _, err := cf.load(); exitCodeOf(err) != exitStartup || !strings.Contains(err.Error(), "model.backbone") {
+		t.Errorf("--backbone resnet: %v", err)
+	}
 }
 
 func TestParseTile(t *testing.T) {

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"log/slog"
 	"os"
 	"strings"
@@ -33,12 +34,18 @@ func (c *cameraFlags) Set(v string) error {
 
 // configFlags are the flags that override the file.
 type configFlags struct {
-	file    string
-	broker  string
-	device  string
-	data    string
-	http    string
-	cameras cameraFlags
+	file     string
+	broker   string
+	device   string
+	data     string
+	http     string
+	backbone string
+	cameras  cameraFlags
+}
+
+// addBackboneVar adds --backbone, overriding the config's model.backbone.
+func (f *configFlags) addBackboneVar(fs *flag.FlagSet) {
+	fs.StringVar(&f.backbone, "backbone", "", "embedding `network`: mobilefacenet or dlib (overrides model.backbone; default mobilefacenet)")
 }
 
 // load reads the file (when given) over the defaults, applies the flags and
@@ -64,6 +71,9 @@ func (f *configFlags) load() (config.Config, string, error) {
 	}
 	if f.http != "" {
 		cfg.HTTP.Addr = f.http
+	}
+	if f.backbone != "" {
+		cfg.Model.Backbone = strings.ToLower(strings.TrimSpace(f.backbone))
 	}
 	if len(f.cameras) > 0 {
 		cfg.Cameras = append([]config.Camera(nil), f.cameras...)
@@ -129,7 +139,10 @@ func restartKeys(old, cur config.Config) []string {
 	mo, mc := old.MQTT, cur.MQTT
 	mo.Discovery, mc.Discovery = nil, nil
 	add(mo != mc || old.DiscoveryEnabled() != cur.DiscoveryEnabled(), "mqtt")
-	add(old.Store != cur.Store, "store")
+	so, sc := old.Store, cur.Store
+	so.KeepCrops, sc.KeepCrops = nil, nil
+	add(so != sc || old.KeepCropsEnabled() != cur.KeepCropsEnabled(), "store")
+	add(old.Model != cur.Model, "model.backbone")
 	add(old.Pipeline != cur.Pipeline, "pipeline")
 	add(old.Detect.Backend != cur.Detect.Backend || old.Detect.NMSThreshold != cur.Detect.NMSThreshold ||
 		old.Detect.MaxFaceSize != cur.Detect.MaxFaceSize, "detect.backend/nms_threshold/max_face_size")

@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/edged-dev/edged/config"
+	"github.com/edged-dev/edged/infer"
 	"github.com/edged-dev/edged/store"
 )
 
@@ -38,14 +39,41 @@ func addStoreCLIFlags(fs *flag.FlagSet) *storeCLIFlags {
 
 // options resolves the store options from the flags and the config.
 func (f *storeCLIFlags) options(readOnly bool) (store.Options, error) {
+	opts, _, err := f.resolve(readOnly)
+	return opts, err
+}
+
+// backbone resolves the embedding network: --backbone (flagValue) when
+// given, else the config's model.backbone, else the default.
+func (f *storeCLIFlags) backbone(flagValue string) (*infer.Backbone, error) {
+	cfgValue := ""
+	if *f.config != "" && flagValue == "" {
+		cfg, err := config.Load(*f.config)
+		if err != nil {
+			return nil, err
+		}
+		cfgValue = cfg.Model.Backbone
+	}
+	return lookupBackbone(flagValue, cfgValue)
+}
+
+// keepCrops reports store.keep_crops from the config (default true).
+func (f *storeCLIFlags) keepCrops() (bool, error) {
+	_, keep, err := f.resolve(true)
+	return keep, err
+}
+
+// resolve is options, also returning whether face crops are kept
+// (store.keep_crops).
+func (f *storeCLIFlags) resolve(readOnly bool) (store.Options, bool, error) {
 	var cfgDir, cfgKeyFile string
-	minFree := config.Default().Store.MinFreeMB
+	minFree, keepCrops := config.Default().Store.MinFreeMB, true
 	if *f.config != "" {
 		cfg, err := config.Load(*f.config)
 		if err != nil {
-			return store.Options{}, err
+			return store.Options{}, false, err
 		}
-		cfgDir, cfgKeyFile, minFree = cfg.DataDir, cfg.Store.KeyFile, cfg.Store.MinFreeMB
+		cfgDir, cfgKeyFile, minFree, keepCrops = cfg.DataDir, cfg.Store.KeyFile, cfg.Store.MinFreeMB, cfg.KeepCropsEnabled()
 	}
 	keyFile := *f.keyFile
 	if keyFile == "" {
@@ -53,13 +81,13 @@ func (f *storeCLIFlags) options(readOnly bool) (store.Options, error) {
 	}
 	key, err := store.LoadKey(keyFile, os.Getenv(store.KeyEnv))
 	if err != nil {
-		return store.Options{}, err
+		return store.Options{}, false, err
 	}
 	opts := store.DefaultOptions(resolveDataDir(*f.data, cfgDir))
 	opts.EncryptionKey, opts.ReadOnly = key, readOnly
 	opts.MinFreeBytes = minFreeBytes(minFree)
 	opts.Logger = f.logger()
-	return opts, nil
+	return opts, keepCrops, nil
 }
 
 func (f *storeCLIFlags) logger() *slog.Logger { return newLogger(*f.debug, false) }
