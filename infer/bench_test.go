@@ -16,8 +16,20 @@ import (
 // file-backed parts).
 //
 //	go test -run '^$' -bench Embed -benchtime 20x ./infer
+//	go test -run '^$' -bench 'Embed/mobilefacenet' -benchtime 20x ./infer
 func BenchmarkEmbed(b *testing.B) {
-	e, err := NewEmbedderWithWeights(weights(b), Options{MaxBatch: 32})
+	for _, id := range BackboneIDs() {
+		b.Run(id, func(b *testing.B) { benchEmbed(b, id) })
+	}
+}
+
+func benchEmbed(b *testing.B, id string) {
+	bb, _ := Lookup(id)
+	dir := modelDir(b)
+	if id == BackboneMobileFaceNet {
+		dir = mfnModelDir(b)
+	}
+	e, err := NewEmbedder(dir, Options{Backbone: id, MaxBatch: 32})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -25,7 +37,7 @@ func BenchmarkEmbed(b *testing.B) {
 	for _, n := range []int{1, 8, 32} {
 		chips := make([]face.Chip, n)
 		for i := range chips {
-			chips[i] = synthChip(i)
+			chips[i] = resizeChip(synthChip(i), bb.InputSize)
 		}
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
 			if _, err := e.Embed(chips); err != nil { // warm this batch size
@@ -50,6 +62,19 @@ func BenchmarkEmbed(b *testing.B) {
 			reportMemory(b)
 		})
 	}
+}
+
+// resizeChip crops a synthetic 150 chip to size (content does not matter
+// for speed).
+func resizeChip(c face.Chip, size int) face.Chip {
+	if c.Side() == size {
+		return c
+	}
+	pix := make([]uint8, 0, size*size*3)
+	for y := range size {
+		pix = append(pix, c.Pix[y*c.Side()*3:(y*c.Side()+size)*3]...)
+	}
+	return face.Chip{Size: size, Pix: pix}
 }
 
 // cpuTime is the process's user+system CPU time in seconds.

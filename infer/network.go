@@ -203,8 +203,8 @@ func (b *builder) residualDown(s *op.Scope, x tf.Output, blk blockSpec, h int64)
 	return op.Relu(s, op.AddV2(s, y, short))
 }
 
-// CountFLOPs counts the floating-point operations per example of the Conv2D
-// and MatMul ops in g (2 per multiply-add), from the shapes in the graph; an
+// CountFLOPs counts the floating-point operations per example of the Conv2D,
+// DepthwiseConv2dNative and MatMul ops in g (2 per multiply-add), from the shapes in the graph; an
 // unknown batch dimension counts as 1. Element-wise ops, pooling and the
 // mean are left out (under 1% here).
 func CountFLOPs(g *tf.Graph) int64 {
@@ -214,7 +214,7 @@ func CountFLOPs(g *tf.Graph) int64 {
 			for _, c := range o.Output(k).Consumers() {
 				// Only the second input (filter / weights) of a Conv2D or
 				// MatMul; other consumers may have no output at all.
-				if c.Index != 1 || (c.Op.Type() != "Conv2D" && c.Op.Type() != "MatMul") {
+				if c.Index != 1 || (c.Op.Type() != "Conv2D" && c.Op.Type() != "MatMul" && c.Op.Type() != "DepthwiseConv2dNative") {
 					continue
 				}
 				w, err := o.Output(k).Shape().ToSlice()
@@ -233,6 +233,8 @@ func CountFLOPs(g *tf.Graph) int64 {
 				switch {
 				case c.Op.Type() == "Conv2D" && len(w) == 4: // filter [kh,kw,cin,cout]
 					total += 2 * numElements(out) * w[0] * w[1] * w[2]
+				case c.Op.Type() == "DepthwiseConv2dNative" && len(w) == 4: // [kh,kw,cin,mult]: one input channel per output
+					total += 2 * numElements(out) * w[0] * w[1]
 				case c.Op.Type() == "MatMul" && len(w) == 2: // [K,N]
 					total += 2 * numElements(out) * w[0]
 				}
