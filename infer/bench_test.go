@@ -34,7 +34,7 @@ func benchEmbed(b *testing.B, id string) {
 		b.Fatal(err)
 	}
 	defer e.Close()
-	for _, n := range []int{1, 8, 32} {
+	for _, n := range []int{1, 8, 16, 32} {
 		chips := make([]face.Chip, n)
 		for i := range chips {
 			chips[i] = resizeChip(synthChip(i), bb.InputSize)

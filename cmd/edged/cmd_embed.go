@@ -30,7 +30,7 @@ import (
 func init() {
 	register(&Command{
 		Name:  "embed",
-		Usage: "[--backbone ID] [--chip] [--crop aligned|center] [--flip] [--list FILE|-] [--workers N] [--models DIR] FILE|DIR...",
+		Usage: "[--backbone ID] [--chip [--batch N]] [--crop aligned|center] [--flip] [--list FILE|-] [--workers N] [--models DIR] FILE|DIR...",
 		Short: "embed the faces in images, or aligned chips (--chip: 112x112 for mobilefacenet, 150x150 for dlib): one JSON line per file",
 		Run:   runEmbed,
 	})
@@ -81,6 +81,7 @@ func runEmbed(ctx context.Context, args []string) (int, error) {
 	backbone := addBackboneFlag(fs)
 	crop := fs.String("crop", cropAligned, "how to get a face chip from an image: aligned (detect + landmarks) or center (fixed centre crop, LFW style)")
 	flip := fs.Bool("flip", false, "average each embedding with that of the mirrored chip")
+	batch := fs.Int("batch", 16, "chips per network run (--chip); 16 is the fastest per chip on 2 cores here (BENCHMARKS.md)")
 	list := fs.String("list", "", "read more paths, one per line, from `FILE` (- for stdin)")
 	workers := fs.Int("workers", runtime.NumCPU(), "files processed at once")
 	models := fs.String("models", defaultModelDir(), "model `DIR`")
@@ -93,6 +94,9 @@ func runEmbed(ctx context.Context, args []string) (int, error) {
 	}
 	if *workers < 1 {
 		return exitUsage, usageError("--workers must be at least 1")
+	}
+	if *batch < 1 || *batch > 1024 {
+		return exitUsage, usageError("--batch must be 1 .. 1024")
 	}
 	if fs.NArg() == 0 && *list == "" {
 		return exitUsage, usageError("no FILE given (or --list)")
@@ -107,7 +111,7 @@ func runEmbed(ctx context.Context, args []string) (int, error) {
 		return exitUsage, err
 	}
 
-	p, err := newFacePipeline(*models, bb, *crop, *chipMode, *flip, *workers, logger)
+	p, err := newFacePipeline(*models, bb, *crop, *chipMode, *flip, *workers, *batch, logger)
 	if err != nil {
 		return exitStartup, err
 	}
@@ -136,7 +140,7 @@ type facePipeline struct {
 	emb      *infer.Embedder
 }
 
-func newFacePipeline(models string, bb *infer.Backbone, crop string, chipMode, flip bool, workers int, logger *slog.Logger) (*facePipeline, error) {
+func newFacePipeline(models string, bb *infer.Backbone, crop string, chipMode, flip bool, workers, batch int, logger *slog.Logger) (*facePipeline, error) {
 	p := &facePipeline{crop: crop, backbone: bb}
 	if !chipMode && crop == cropAligned {
 		opts := detect.DefaultOptions(models)
@@ -149,7 +153,7 @@ func newFacePipeline(models string, bb *infer.Backbone, crop string, chipMode, f
 		}
 		p.det = det
 	}
-	emb, err := infer.NewEmbedder(models, infer.Options{Backbone: bb.ID, Flip: flip, Logger: logger})
+	emb, err := infer.NewEmbedder(models, infer.Options{Backbone: bb.ID, Flip: flip, MaxBatch: batch, Logger: logger})
 	if err != nil {
 		p.Close()
 		return nil, err

@@ -113,7 +113,7 @@ func runEvalLFW(ctx context.Context, args []string) (int, error) {
 	}
 	sort.Strings(images)
 
-	p, err := newFacePipeline(*models, bb, *crop, false, *flip, *workers, newLogger(*debug, false))
+	p, err := newFacePipeline(*models, bb, *crop, false, *flip, *workers, 0, newLogger(*debug, false))
 	if err != nil {
 		return exitStartup, err
 	}
