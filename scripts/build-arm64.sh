@@ -368,7 +368,11 @@ PY
   fi
   [ -d "$st/share/edged/models" ] || die "smoke: no models in $DEPS/models (run scripts/setup.sh)"
   t0="$(now)"
-  out="$(cd "$ROOT" && qemu "$st/bin/edged" embed --chip ../shared/golden/chip_a1.png)" \
+  # The dlib golden chip needs --backbone dlib where the build has backbones
+  # (MobileFaceNet became the default); the MobileFaceNet golden is checked
+  # after it.
+  local bb=(); if qemu "$st/bin/edged" embed -h 2>&1 | grep -q -- '-backbone'; then bb=(--backbone dlib); fi
+  out="$(cd "$ROOT" && qemu "$st/bin/edged" embed --chip "${bb[@]}" ../shared/golden/chip_a1.png)" \
     || die "edged embed --chip failed under qemu-aarch64"
   local secs; secs="$(since "$t0")"
   python3 - "$out" "$golden" "$secs" <<'PY' || die "smoke: golden embedding mismatch under qemu"
@@ -392,6 +396,26 @@ for line in out.splitlines():
     n += 1
 if n == 0:
     sys.exit("no embedding in the output")
+PY
+  local mchip="$ROOT/../shared/golden/mobilefacenet/mfn_a1.png" mgolden="$ROOT/../shared/golden/mobilefacenet/embeddings.json"
+  if [ ${#bb[@]} -eq 0 ] || [ ! -f "$mchip" ] || [ ! -f "$mgolden" ]; then
+    log "smoke: SKIP MobileFaceNet golden embed (no --backbone in this build, or $mchip missing)"; return 0
+  fi
+  t0="$(now)"
+  out="$(cd "$ROOT" && qemu "$st/bin/edged" embed --chip --backbone mobilefacenet ../shared/golden/mobilefacenet/mfn_a1.png)" \
+    || die "edged embed --chip --backbone mobilefacenet failed under qemu-aarch64"
+  secs="$(since "$t0")"
+  python3 - "$out" "$mgolden" "$secs" <<'PY' || die "smoke: MobileFaceNet golden embedding mismatch under qemu"
+import json, math, os, sys
+out, golden, secs = sys.argv[1], sys.argv[2], sys.argv[3]
+want = json.load(open(golden))["chips"]
+unit = lambda v: [x / math.sqrt(sum(y * y for y in v)) for x in v]
+rec = json.loads(out.strip().splitlines()[0])
+name = os.path.splitext(os.path.basename(rec["file"]))[0]
+d = max(abs(a - b) for a, b in zip(unit(rec["embedding"]), unit(want[name]["embedding"])))
+print(f"build-arm64: smoke: embed {name} (mobilefacenet) under qemu in {secs} s: max |diff| normalised = {d:.2e}", file=sys.stderr)
+if len(rec["embedding"]) != 192 or d > 1e-5:
+    sys.exit(f"{name}: {len(rec['embedding'])} values, max abs diff {d:.3e}")
 PY
 }
 
