@@ -371,7 +371,8 @@ PY
   # The dlib golden chip needs --backbone dlib where the build has backbones
   # (MobileFaceNet became the default); the MobileFaceNet golden is checked
   # after it.
-  local bb=(); if qemu "$st/bin/edged" embed -h 2>&1 | grep -q -- '-backbone'; then bb=(--backbone dlib); fi
+  local bb=() help; help="$(qemu "$st/bin/edged" embed -h 2>&1 || true)" # captured: no grep -q under pipefail
+  if grep -q -- '-backbone' <<<"$help"; then bb=(--backbone dlib); fi
   out="$(cd "$ROOT" && qemu "$st/bin/edged" embed --chip "${bb[@]}" ../shared/golden/chip_a1.png)" \
     || die "edged embed --chip failed under qemu-aarch64"
   local secs; secs="$(since "$t0")"
