@@ -334,8 +334,15 @@ func TestHealthyReportsStuckStageAndTickerRuns(t *testing.T) {
 }
 
 func TestAddEventAfterCloseIsCountedNotPanicking(t *testing.T) {
-	p := New(Options{Logger: quietLogger()})
+	p := New(Options{Logger: quietLogger(), Metrics: metrics.NewRegistry()})
 	_ = p.Start()
 	_ = p.Close()
 	p.AddEvent(Event{Camera: "a", Payload: mqttCamera("a")})
+	p.AddEvent(Event{Camera: "a", Payload: mqttCamera("a")})
+	if n := p.m.eventsLost.With().Value(); n != 2 {
+		t.Errorf("edged_events_lost_total = %v after two events past Close, want 2", n)
+	}
+	if n := p.m.events.With(eventType(Event{Camera: "a", Payload: mqttCamera("a")})).Value(); n != 0 {
+		t.Errorf("events past Close counted as published: %v", n)
+	}
 }
