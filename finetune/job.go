@@ -61,10 +61,6 @@ type JobOptions struct {
 	// Seed makes the split, the pairs and the batches reproducible.
 	// Default: time-based.
 	Seed int64
-	// ShuffleLabels trains on randomly permuted person labels. It exists
-	// to prove the guard (a deliberately harmful update); never set it
-	// otherwise.
-	ShuffleLabels bool
 	// IgnoreUnknowns leaves the store's unknown-face clusters out of
 	// training. By default every unknown-N cluster (faces of a stranger
 	// the cameras saw) is a stranger of the training set: its faces appear
@@ -232,6 +228,10 @@ type Job struct {
 	trigger chan struct{}
 	mu      sync.Mutex // one job at a time
 	runs    int64
+
+	// shuffleLabels trains on randomly permuted person labels: a
+	// deliberately harmful update that proves the guard. Only tests set it.
+	shuffleLabels bool
 }
 
 // NewJob returns a job over the store and the gallery (g may be nil: no
@@ -748,10 +748,10 @@ func (j *Job) RunOnce(ctx context.Context) (Result, error) {
 	return finish(), nil
 }
 
-// labels returns the training labels, shuffled when ShuffleLabels asks for
-// a deliberately harmful update.
+// labels returns the training labels, shuffled when the test switch
+// shuffleLabels asks for a deliberately harmful update.
 func (j *Job) labels(l []int, r *rand.Rand) []int {
-	if !j.opts.ShuffleLabels {
+	if !j.shuffleLabels {
 		return l
 	}
 	out := append([]int(nil), l...)

@@ -143,7 +143,9 @@ func TestGuardRejectsShuffledLabels(t *testing.T) {
 	x, labels := synthPeople(rand.New(rand.NewSource(12)), 40, 5, 0.6)
 	fillStore(t, st, x, labels)
 	g := &fakeGallery{}
-	res, err := NewJob(st, g, quickJob(JobOptions{ShuffleLabels: true})).RunOnce(context.Background())
+	job := NewJob(st, g, quickJob(JobOptions{}))
+	job.shuffleLabels = true
+	res, err := job.RunOnce(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
