@@ -57,15 +57,17 @@ func quietTF(keepAll bool, fn func() error) error {
 		io.Copy(&captured, r)
 		close(copied)
 	}()
-
-	fnErr := fn()
-
-	syscall.Dup3(saved, 2, 0)
-	w.Close()
-	<-copied
-	r.Close()
-	filterTFLog(os.Stderr, captured.Bytes())
-	return fnErr
+	// Deferred, so it runs on every path: after a panic in fn the runtime
+	// prints the message to fd 2 once the deferred calls ran, which must be
+	// the real stderr again, not a pipe nobody reads.
+	defer func() {
+		syscall.Dup3(saved, 2, 0)
+		w.Close()
+		<-copied
+		r.Close()
+		filterTFLog(os.Stderr, captured.Bytes())
+	}()
+	return fn()
 }
 
 // filterTFLog writes the lines of b to out, except TensorFlow's INFO and

@@ -1,7 +1,10 @@
 package infer
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -23,5 +26,59 @@ func TestFilterTFLogKeepsErrorsAndOtherOutput(t *testing.T) {
 		`time=2026-11-29T22:46:13Z level=INFO msg="someone else's log line"` + "\n"
 	if out.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", out.String(), want)
+	}
+}
+
+// TestQuietTFRestoresStderrAfterPanic: a panic inside quietTF must leave fd
+// 2 where it was (else the panic's own message goes into the capture pipe
+// and is lost), and what fn wrote before panicking is passed on.
+func TestQuietTFRestoresStderrAfterPanic(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	orig, err := syscall.Dup(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		syscall.Dup3(orig, 2, 0)
+		syscall.Close(orig)
+	}()
+	if err := syscall.Dup3(int(f.Fd()), 2, 0); err != nil {
+		t.Fatal(err)
+	}
+	var want syscall.Stat_t
+	if err := syscall.Fstat(2, &want); err != nil {
+		t.Fatal(err)
+	}
+
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Errorf("recovered %v, want the panic of fn", r)
+			}
+		}()
+		quietTF(false, func() error {
+			os.Stderr.WriteString("written before the panic\n")
+			panic("boom")
+		})
+	}()
+
+	var got syscall.Stat_t
+	if err := syscall.Fstat(2, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Dev != want.Dev || got.Ino != want.Ino {
+		t.Fatalf("fd 2 not restored after a panic in quietTF (inode %d, want %d)", got.Ino, want.Ino)
+	}
+	os.Stderr.WriteString("written after\n")
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != "written before the panic\nwritten after\n" {
+		t.Fatalf("stderr got %q", b)
 	}
 }
