@@ -3,6 +3,7 @@ package service
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/edged-dev/edged/mqtt"
@@ -13,7 +14,26 @@ import (
 // StoreOutbox is the store's outbox as an mqtt.Outbox: the MQTT client
 // publishes its events and acknowledges each once the broker has it, so a
 // broker outage or a restart loses nothing.
-type StoreOutbox struct{ st *store.Store }
+//
+// It reads from the last acknowledged sequence number on, not from the
+// start of the outbox: an acknowledged event is a Badger tombstone until
+// compaction, and a read from seq 1 would step over every one of them.
+type StoreOutbox struct {
+	st outboxStore
+
+	mu sync.Mutex
+	// done is a sequence number at or below which every event is gone
+	// (acknowledged, or never there): Pending reads after it.
+	done uint64
+}
+
+// outboxStore is the part of *store.Store the outbox uses.
+type outboxStore interface {
+	PendingEvents(after uint64, max int) ([]store.OutboxEvent, error)
+	AckEvent(seq uint64) error
+	OutboxNotify() <-chan struct{}
+	OutboxLen() (int, error)
+}
 
 var _ mqtt.Outbox = (*StoreOutbox)(nil)
 
@@ -21,10 +41,21 @@ var _ mqtt.Outbox = (*StoreOutbox)(nil)
 func NewStoreOutbox(st *store.Store) *StoreOutbox { return &StoreOutbox{st: st} }
 
 // Pending implements mqtt.Outbox.
-func (o *StoreOutbox) Pending(max int) ([]mqtt.Event, error) {
-	evs, err := o.st.PendingEvents(0, max)
+func (o *StoreOutbox) Pending(n int) ([]mqtt.Event, error) {
+	o.mu.Lock()
+	after := o.done
+	o.mu.Unlock()
+	evs, err := o.st.PendingEvents(after, n)
 	if err != nil {
 		return nil, err
+	}
+	if len(evs) > 0 {
+		// The store makes events visible in sequence order (commits that
+		// append are serialised), so nothing below the oldest one left can
+		// still appear.
+		o.mu.Lock()
+		o.done = max(o.done, evs[0].Seq-1)
+		o.mu.Unlock()
 	}
 	out := make([]mqtt.Event, len(evs))
 	for i, e := range evs {
@@ -33,8 +64,19 @@ func (o *StoreOutbox) Pending(max int) ([]mqtt.Event, error) {
 	return out, nil
 }
 
-// Ack implements mqtt.Outbox.
-func (o *StoreOutbox) Ack(seq uint64) error { return o.st.AckEvent(seq) }
+// Ack implements mqtt.Outbox. Acknowledging the oldest event moves the
+// start of the next Pending past it (the client acknowledges in order).
+func (o *StoreOutbox) Ack(seq uint64) error {
+	if err := o.st.AckEvent(seq); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	if seq == o.done+1 {
+		o.done = seq
+	}
+	o.mu.Unlock()
+	return nil
+}
 
 // Notify implements mqtt.Outbox.
 func (o *StoreOutbox) Notify() <-chan struct{} { return o.st.OutboxNotify() }
