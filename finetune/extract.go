@@ -52,7 +52,7 @@ func NewExtractor(w *infer.Weights, threads int) (*Extractor, error) {
 	}
 	var cfg []byte
 	if threads > 0 {
-		cfg = sessionConfig(threads, 1)
+		cfg = sessionConfig(threads)
 	}
 	if e.sess, err = tf.NewSession(g, &tf.SessionOptions{Config: cfg}); err != nil {
 		return nil, err

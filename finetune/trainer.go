@@ -12,6 +12,7 @@ import (
 
 	"github.com/edged-dev/edged/head"
 	"github.com/edged-dev/edged/infer"
+	"github.com/edged-dev/edged/internal/tfconfig"
 )
 
 // Loss names the training objective.
@@ -368,7 +369,7 @@ func NewTrainer(init *head.Head, o TrainerOptions) (*Trainer, error) {
 		return nil, fmt.Errorf("build optimiser: %w", err)
 	}
 	t.graph = g
-	t.sess, err = tf.NewSession(g, &tf.SessionOptions{Config: sessionConfig(o.Threads, 1)})
+	t.sess, err = tf.NewSession(g, &tf.SessionOptions{Config: sessionConfig(o.Threads)})
 	if err != nil {
 		return nil, fmt.Errorf("new session: %w", err)
 	}
@@ -602,31 +603,10 @@ func (t *Trainer) Close() error {
 	return errors.Join(t.sess.Close())
 }
 
-// sessionConfig encodes the fields of tensorflow.ConfigProto the trainer
-// sets (the C API takes the serialized message):
-//
-//	int32 intra_op_parallelism_threads = 2;
-//	int32 inter_op_parallelism_threads = 5;
-//	bool  use_per_session_threads = 9;
-//
-// Per-session pools keep the trainer's thread cap from resizing (or being
-// overridden by) the process-wide pools the embedder uses.
-func sessionConfig(intraOp, interOp int) []byte {
-	var b []byte
-	field := func(num int, v uint64) {
-		b = appendVarint(b, uint64(num)<<3) // wire type 0: varint
-		b = appendVarint(b, v)
-	}
-	field(2, uint64(intraOp))
-	field(5, uint64(interOp))
-	field(9, 1)
-	return b
-}
-
-func appendVarint(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
+// sessionConfig caps the session at intraOp threads per op, one op at a
+// time, in per-session pools: they keep the trainer's thread cap from
+// resizing (or being overridden by) the process-wide pools the embedder
+// uses.
+func sessionConfig(intraOp int) []byte {
+	return tfconfig.Config{IntraOpThreads: intraOp, InterOpThreads: 1, PerSessionThreads: true}.Marshal()
 }

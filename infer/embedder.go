@@ -13,6 +13,7 @@ import (
 	"github.com/wamuir/graft/tensorflow/op"
 
 	"github.com/edged-dev/edged/face"
+	"github.com/edged-dev/edged/internal/tfconfig"
 )
 
 // Options configure an Embedder. The zero value gives the defaults.
@@ -153,7 +154,7 @@ func NewEmbedderWithNetwork(n Network, opts Options) (*Embedder, error) {
 	// run, and logs while doing so) with TF's start-up chatter held back.
 	err = quietTF(debug, func() error {
 		var err error
-		sess, err = tf.NewSession(g, &tf.SessionOptions{Config: sessionConfig(opts.IntraOpThreads, opts.InterOpThreads)})
+		sess, err = tf.NewSession(g, &tf.SessionOptions{Config: tfconfig.Config{IntraOpThreads: opts.IntraOpThreads, InterOpThreads: opts.InterOpThreads}.Marshal()})
 		if err != nil {
 			return fmt.Errorf("tensorflow session: %w", err)
 		}

@@ -109,13 +109,3 @@ func TestLoadWeightsBadFiles(t *testing.T) {
 		})
 	}
 }
-
-func TestSessionConfig(t *testing.T) {
-	// ConfigProto{intra_op_parallelism_threads: 4, inter_op_parallelism_threads: 1}
-	if got, want := sessionConfig(4, 1), []byte{0x10, 4, 0x28, 1}; !bytes.Equal(got, want) {
-		t.Fatalf("sessionConfig(4,1) = %x, want %x", got, want)
-	}
-	if got, want := sessionConfig(300, 0), []byte{0x10, 0xac, 0x02}; !bytes.Equal(got, want) {
-		t.Fatalf("sessionConfig(300,0) = %x, want %x", got, want)
-	}
-}
