@@ -12,4 +12,12 @@
 // its AUC; VerifyROCPNG draws the curve with the standard library.
 //
 // Few-shot open-set identification (fewshot.go): FewShotScore and friends.
+// The harness of `edged eval fewshot` (fewshotrun.go): NewFewShot scans and
+// splits a folder-per-person set, FewShot.Run embeds every image once
+// through an enroll.Finder and enroll.Embedder (the command passes the real
+// detector and network), enrolls k images per person into a throw-away
+// store and scores the probes. Its fine-tune step is in eval/fewshotft,
+// apart because package finetune links TensorFlow.
+//
+// eval imports neither gocv nor TensorFlow: it builds with CGO_ENABLED=0.
 package eval

@@ -38,13 +38,6 @@ type FewShotResult struct {
 	Threshold     float64 `json:"threshold"`
 }
 
-// FewShotReport is the whole `edged eval fewshot --json` object.
-type FewShotReport struct {
-	People    int             `json:"people"`
-	Strangers int             `json:"strangers"`
-	Results   []FewShotResult `json:"results"`
-}
-
 // FewShotScore computes the figures from matched probes: closed-set top-1
 // (nearest person right, over known probes), the open-set detection and
 // identification rate (right person AND accepted) at the thresholds where

@@ -57,12 +57,15 @@ func TestFewShotScore(t *testing.T) {
 }
 
 func TestFewShotJSONKeys(t *testing.T) {
-	b, err := json.Marshal(FewShotReport{People: 2, Strangers: 3, Results: []FewShotResult{{Shots: 1}}})
+	ft := FewShotResult{Shots: 1}
+	b, err := json.Marshal(FewShotReport{Backbone: "mobilefacenet", People: 2, Strangers: 3, SeenStrangers: 1,
+		Results: []FewShotEntry{{FewShotResult: FewShotResult{Shots: 1}, Finetuned: &ft, Guard: "activated"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{`"people":2`, `"strangers":3`, `"shots":1`, `"probes":`, `"unknown_probes":`, `"top1":`,
-		`"dir_at_far_0.01":`, `"dir_at_far_0.001":`, `"dir_at_threshold":`, `"false_accept_rate":`, `"threshold":`} {
+	for _, k := range []string{`"backbone":"mobilefacenet"`, `"people":2`, `"strangers":3`, `"seen_strangers":1`, `"shots":1`, `"probes":`, `"unknown_probes":`, `"top1":`,
+		`"dir_at_far_0.01":`, `"dir_at_far_0.001":`, `"dir_at_threshold":`, `"false_accept_rate":`, `"threshold":`,
+		`"finetuned":{"shots":1`, `"guard":"activated"`} {
 		if !strings.Contains(string(b), k) {
 			t.Errorf("%s missing from %s", k, b)
 		}
