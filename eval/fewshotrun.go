@@ -7,12 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	_ "image/jpeg" // imageSize: enroll.MainFace weighs faces by the image's size
+	_ "image/png"
 	"io"
 	"log/slog"
 	"math/rand"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -294,38 +295,18 @@ type fewshotSet struct {
 	count  int
 }
 
+// scanFewshotSet groups ScanFolders' images by person.
 func scanFewshotSet(dir string) (*fewshotSet, error) {
-	entries, err := os.ReadDir(dir)
+	imgs, err := ScanFolders(dir)
 	if err != nil {
 		return nil, err
 	}
-	set := &fewshotSet{images: map[string][]*FewShotImage{}}
-	for _, e := range entries {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			continue
+	set := &fewshotSet{images: map[string][]*FewShotImage{}, count: len(imgs)}
+	for _, im := range imgs {
+		if set.images[im.Person] == nil {
+			set.order = append(set.order, im.Person)
 		}
-		files, err := os.ReadDir(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		var imgs []*FewShotImage
-		for _, f := range files {
-			switch strings.ToLower(filepath.Ext(f.Name())) {
-			case ".jpg", ".jpeg", ".png":
-				imgs = append(imgs, &FewShotImage{Person: e.Name(), Path: filepath.Join(dir, e.Name(), f.Name())})
-			}
-		}
-		if len(imgs) == 0 {
-			continue
-		}
-		sort.Slice(imgs, func(i, j int) bool { return imgs[i].Path < imgs[j].Path })
-		set.order = append(set.order, e.Name())
-		set.images[e.Name()] = imgs
-		set.count += len(imgs)
-	}
-	sort.Strings(set.order)
-	if set.count == 0 {
-		return nil, fmt.Errorf("no JPEG or PNG images in the sub-folders of %s", dir)
+		set.images[im.Person] = append(set.images[im.Person], &FewShotImage{Person: im.Person, Path: im.Path})
 	}
 	return set, nil
 }

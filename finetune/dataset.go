@@ -12,55 +12,15 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 
 	"github.com/edged-dev/edged/enroll"
+	"github.com/edged-dev/edged/eval"
 	"github.com/edged-dev/edged/face"
 )
 
-// Image is one file of a folder-per-person dataset.
-type Image struct {
-	Person string // the folder name
-	Path   string
-}
-
-// ScanFolders lists a folder-per-person dataset: every sub-folder of dir is
-// a person, its .jpg/.jpeg/.png files (sorted by name) their images. People
-// with fewer than minImages images are left out.
-func ScanFolders(dir string, minImages int) ([]Image, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("dataset: %w", err)
-	}
-	var out []Image
-	for _, e := range entries {
-		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		files, err := os.ReadDir(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("dataset: %w", err)
-		}
-		var imgs []Image
-		for _, f := range files {
-			switch strings.ToLower(filepath.Ext(f.Name())) {
-			case ".jpg", ".jpeg", ".png":
-				if !f.IsDir() {
-					imgs = append(imgs, Image{Person: e.Name(), Path: filepath.Join(dir, e.Name(), f.Name())})
-				}
-			}
-		}
-		sort.Slice(imgs, func(i, j int) bool { return imgs[i].Path < imgs[j].Path })
-		if len(imgs) >= max(1, minImages) {
-			out = append(out, imgs...)
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("dataset %s: %w: no person folder with %d or more images", dir, ErrNotEnoughData, max(1, minImages))
-	}
-	return out, nil
-}
+// Image is one file of a folder-per-person dataset (eval.ScanFolders
+// lists them).
+type Image = eval.FolderImage
 
 // Example is one embedded dataset image (or why it could not be used).
 type Example struct {

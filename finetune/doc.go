@@ -66,7 +66,7 @@
 //
 // # Offline (dataset.go, extract.go, offline.go)
 //
-// ScanFolders lists a folder-per-person set; EmbedImages detects the main
+// eval.ScanFolders lists a folder-per-person set; EmbedImages detects the main
 // face of each image (enroll.MainFace, as `edged enroll` does), runs the
 // backbone once through an Extractor (raw embedding, and the features the
 // unfrozen stage takes) and caches the results; TrainOffline trains on

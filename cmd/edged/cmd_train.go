@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edged-dev/edged/detect"
+	"github.com/edged-dev/edged/eval"
 	"github.com/edged-dev/edged/finetune"
 	"github.com/edged-dev/edged/head"
 	"github.com/edged-dev/edged/infer"
@@ -131,9 +132,13 @@ func runTrain(ctx context.Context, args []string) (int, error) {
 	}
 	logger := newLogger(*sf.debug, false)
 
-	images, err := finetune.ScanFolders(*imagesDir, *minImages)
+	all, err := eval.ScanFolders(*imagesDir)
 	if err != nil {
 		return exitFailure, err
+	}
+	images := eval.WithMinImages(all, max(1, *minImages))
+	if len(images) == 0 {
+		return exitFailure, fmt.Errorf("dataset %s: %w: no person folder with %d or more images", *imagesDir, finetune.ErrNotEnoughData, max(1, *minImages))
 	}
 	abs, _ := filepath.Abs(*imagesDir)
 	if *cachePath == "" {
