@@ -112,6 +112,7 @@ type FewShotImage struct {
 type fewshotProbe struct {
 	Truth string
 	Raw   []float32 // nil: no face
+	Path  string
 }
 
 // FewShotRun is one shots setting after its enrollments: the throw-away
@@ -134,6 +135,8 @@ type FewShotRun struct {
 	// Backbone is the network the faces were embedded with.
 	Backbone FewShotBackbone
 	Logger   *slog.Logger
+	// enrolled are the paths of the images enrolled (none is a probe).
+	enrolled []string
 	cleanup  func()
 }
 
@@ -501,14 +504,16 @@ func enrollFewshot(ctx context.Context, set *fewshotSet, people, strangers, seen
 			}
 		}
 		for i, im := range imgs {
-			if !used[i] {
-				run.Known = append(run.Known, fewshotProbe{Truth: p, Raw: im.Raw})
+			if used[i] {
+				run.enrolled = append(run.enrolled, im.Path)
+			} else {
+				run.Known = append(run.Known, fewshotProbe{Truth: p, Raw: im.Raw, Path: im.Path})
 			}
 		}
 	}
 	for _, p := range strangers {
 		for _, im := range set.images[p] {
-			run.Unknown = append(run.Unknown, fewshotProbe{Raw: im.Raw})
+			run.Unknown = append(run.Unknown, fewshotProbe{Raw: im.Raw, Path: im.Path})
 		}
 	}
 	for _, p := range seen {
