@@ -9,7 +9,10 @@
 // at the threshold that is best on the others; with a single fold, the best
 // threshold of that fold, flagged CrossValidated=false), the mean and
 // standard deviation over folds, TAR at FAR 1% and 0.1%, the ROC curve and
-// its AUC; VerifyROCPNG draws the curve with the standard library.
+// its AUC; VerifyROCPNG draws the curve with the standard library. The
+// driver of `edged eval lfw` (lfw.go): LFWVerify embeds every image of the
+// pairs once through an LFWEmbed (the command passes the real detector and
+// network), scores each pair and returns the LFWReport.
 //
 // Few-shot open-set identification (fewshot.go): FewShotScore and friends.
 // The harness of `edged eval fewshot` (fewshotrun.go): NewFewShot scans and

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edged-dev/edged/eval"
 )
 
 func evalLFWTestData(t *testing.T) (pairs, images string) {
@@ -16,12 +18,12 @@ func evalLFWTestData(t *testing.T) (pairs, images string) {
 	return filepath.Join(dev, "pairs.txt"), filepath.Join(dev, "images")
 }
 
-func evalLFWRun(t *testing.T, args ...string) (evalLFWReport, int, error) {
+func evalLFWRun(t *testing.T, args ...string) (eval.LFWReport, int, error) {
 	t.Helper()
 	var code int
 	var err error
 	out := captureStdout(t, func() { code, err = runEvalLFW(t.Context(), args) })
-	var rep evalLFWReport
+	var rep eval.LFWReport
 	if code == exitOK && err == nil {
 		if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
 			t.Fatalf("output is not JSON: %v\n%s", jerr, out)
