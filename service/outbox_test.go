@@ -19,6 +19,16 @@ func (r *recordingStore) PendingEvents(after uint64, max int) ([]store.OutboxEve
 	return r.Store.PendingEvents(after, max)
 }
 
+func openOutboxStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(store.Options{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 func appendOutboxEvents(t *testing.T, st *store.Store, n int) {
 	t.Helper()
 	for range n {
@@ -32,11 +42,7 @@ func appendOutboxEvents(t *testing.T, st *store.Store, n int) {
 // starts after them, not at seq 1 (past every tombstone), and still
 // returns exactly the events not acknowledged, in order.
 func TestStoreOutboxReadsFromLastAck(t *testing.T) {
-	st, err := store.Open(store.Options{Dir: t.TempDir(), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openOutboxStore(t)
 	appendOutboxEvents(t, st, 5)
 	rec := &recordingStore{Store: st}
 	box := &StoreOutbox{st: rec}
@@ -99,11 +105,7 @@ func TestStoreOutboxReadsFromLastAck(t *testing.T) {
 // whose first events were acknowledged before moves its start to the
 // oldest event left on its first read.
 func TestStoreOutboxStartsAtOldestAfterRestart(t *testing.T) {
-	st, err := store.Open(store.Options{Dir: t.TempDir(), NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openOutboxStore(t)
 	appendOutboxEvents(t, st, 4)
 	for s := uint64(1); s <= 3; s++ {
 		if err := st.AckEvent(s); err != nil {
