@@ -26,6 +26,8 @@ import (
 //	c/<person>                Clusters of the person (matching space)
 //	h/<head>                  HeadVersion
 //	u/<uint64 BE number>      Unknown (unknown-<number>)
+//	uc/<uint64 BE number>/<slot byte>  a face crop of the unknown, PNG
+//	                          (MaxUnknownCrops slots; deleted with it)
 //	o/<uint64 BE seq>         OutboxEvent, drained in seq order
 //
 // Backbones: every raw vector (Sample, Negative, Unknown and its samples)

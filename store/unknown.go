@@ -91,7 +91,7 @@ func (tx *Tx) Unknowns() ([]Unknown, error) {
 }
 
 // DeleteUnknown removes an unknown-face cluster (after it was enrolled or
-// dismissed). Its number is never reused.
+// dismissed) with its crops. Its number is never reused.
 func (tx *Tx) DeleteUnknown(id string) error {
 	if err := tx.checkWritable(); err != nil {
 		return err
@@ -100,6 +100,9 @@ func (tx *Tx) DeleteUnknown(id string) error {
 		return err
 	}
 	n, _ := parseUnknownID(id)
+	if err := tx.deletePrefix(unknownCropPrefix(n)); err != nil {
+		return err
+	}
 	return tx.txn.Delete(unknownKey(n))
 }
 
