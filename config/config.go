@@ -45,12 +45,36 @@ type Log struct {
 	Format string `yaml:"format"` // auto | text | json (default auto: json under systemd)
 }
 
-// HTTP configures the local metrics and health endpoint.
+// HTTP configures the local HTTP listener: /metrics, /healthz and the web
+// page (docs/web.md).
 type HTTP struct {
-	// Addr is the listen address of /metrics and /healthz; "off" disables
-	// it. Default 127.0.0.1:9108 (loopback only).
+	// Addr is the listen address of /metrics, /healthz and the web page;
+	// "off" disables it. Default 127.0.0.1:9108 (loopback only). Any other
+	// address requires Auth: the web page changes the gallery.
 	Addr string `yaml:"addr"`
+	// Auth protects the web page (and the listener's other paths). Empty:
+	// no authentication, allowed on a loopback address only.
+	Auth HTTPAuth `yaml:"auth"`
+	// TLSCert and TLSKey (PEM files, together) serve HTTPS instead of
+	// HTTP. Default empty: plain HTTP.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
+
+// HTTPAuth says how web users authenticate; either or both files may be
+// set. Files rather than values keep the secrets out of this
+// (world-readable) file.
+type HTTPAuth struct {
+	// PasswordFile holds "user:bcrypt-hash" lines (htpasswd -B): users
+	// log in on the page's form and get a session cookie.
+	PasswordFile string `yaml:"password_file"`
+	// TokenFile holds one bearer token (at least 32 characters) for
+	// scripts: "Authorization: Bearer <token>", or once on the login form.
+	TokenFile string `yaml:"token_file"`
+}
+
+// Enabled reports whether any authentication is configured.
+func (a HTTPAuth) Enabled() bool { return a.PasswordFile != "" || a.TokenFile != "" }
 
 // MQTT configures the MQTT connection.
 type MQTT struct {
@@ -269,7 +293,7 @@ func (c *Config) UnknownClustersEnabled() bool {
 	return c.Recognition.UnknownClusters == nil || *c.Recognition.UnknownClusters
 }
 
-// HTTPEnabled reports whether the metrics endpoint should listen.
+// HTTPEnabled reports whether the HTTP listener should listen.
 func (c *Config) HTTPEnabled() bool { return c.HTTP.Addr != "" && c.HTTP.Addr != "off" }
 
 func sprintf(format string, a ...any) string {

@@ -336,3 +336,49 @@ func TestSanitizeID(t *testing.T) {
 		}
 	}
 }
+
+// The web page changes the gallery: only a loopback bind may go without
+// authentication.
+func TestHTTPNonLoopbackNeedsAuth(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "web.passwd")
+	if err := os.WriteFile(pw, []byte("admin:$2y$10$abc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		addr, pwFile, cert string
+		want              []string // problem keys
+	}{
+		{addr: "127.0.0.1:9108"},
+		{addr: "127.0.0.5:80"},
+		{addr: "[::1]:9108"},
+		{addr: "localhost:9108"},
+		{addr: "0.0.0.0:9108", want: []string{"http.auth"}},
+		{addr: ":9108", want: []string{"http.auth"}},
+		{addr: "192.168.1.4:9108", want: []string{"http.auth"}},
+		{addr: "edge.local:9108", want: []string{"http.auth"}},
+		{addr: "0.0.0.0:9108", pwFile: pw},
+		{addr: "0.0.0.0:9108", pwFile: filepath.Join(dir, "missing"), want: []string{"http.auth.password_file"}},
+		{addr: "127.0.0.1:9108", cert: pw, want: []string{"http.tls_cert"}}, // no key
+	} {
+		cfg := Default()
+		cfg.HTTP.Addr, cfg.HTTP.Auth.PasswordFile, cfg.HTTP.TLSCert = tt.addr, tt.pwFile, tt.cert
+		cfg.Finish()
+		err := cfg.Validate()
+		var got []string
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			for _, p := range ve.Problems {
+				got = append(got, p.Key)
+			}
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%+v: problems %v (%v), want %v", tt, got, err, tt.want)
+		}
+	}
+	if cfg := Default(); cfg.HTTP.Auth.Enabled() || cfg.HTTP.TLSCert != "" {
+		t.Error("auth or TLS on by default")
+	}
+}

@@ -23,7 +23,19 @@ func (c *Config) Validate() error {
 	oneOf(&ps, "log.format", c.Log.Format, "auto", "text", "json")
 
 	if c.HTTPEnabled() {
-		hostPort(&ps, "http.addr", c.HTTP.Addr)
+		ok := hostPort(&ps, "http.addr", c.HTTP.Addr)
+		// The web page enrolls and deletes people: reachable from the
+		// network, it must ask who is there.
+		if ok && !c.HTTP.Auth.Enabled() && !LoopbackAddr(c.HTTP.Addr) {
+			ps.add("http.auth", "http.addr %q is not a loopback address: set http.auth.password_file or http.auth.token_file (docs/web.md), or bind 127.0.0.1", c.HTTP.Addr)
+		}
+	}
+	fileExists(&ps, "http.auth.password_file", c.HTTP.Auth.PasswordFile)
+	fileExists(&ps, "http.auth.token_file", c.HTTP.Auth.TokenFile)
+	fileExists(&ps, "http.tls_cert", c.HTTP.TLSCert)
+	fileExists(&ps, "http.tls_key", c.HTTP.TLSKey)
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		ps.add("http.tls_cert", "tls_cert and tls_key go together")
 	}
 
 	m := c.MQTT
@@ -158,6 +170,21 @@ func (c *Config) Validate() error {
 	return &ValidationError{Problems: ps}
 }
 
+// LoopbackAddr reports whether the host of addr (host:port) is a loopback
+// address: 127.0.0.0/8, ::1 or "localhost". An empty host (every
+// interface) and any other name are not.
+func LoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // validID reports whether s can be a device id or camera name: it appears
 // in MQTT topics and metric labels.
 func validID(s string) bool {
@@ -187,15 +214,18 @@ func oneOf(ps *problems, key, v string, set ...string) {
 	}
 }
 
-func hostPort(ps *problems, key, addr string) {
+// hostPort checks a listen address and reports whether it is valid.
+func hostPort(ps *problems, key, addr string) bool {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		ps.add(key, "%q: want host:port (e.g. 127.0.0.1:9108)", addr)
-		return
+		return false
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		ps.add(key, "%q: port must be 0 .. 65535", addr)
+		return false
 	}
+	return true
 }
 
 func fileExists(ps *problems, key, path string) {
