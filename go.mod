@@ -8,6 +8,7 @@ require (
 	github.com/mochi-mqtt/server/v2 v2.7.9
 	github.com/wamuir/graft v0.10.0
 	gocv.io/x/gocv v0.31.0
+	golang.org/x/crypto v0.42.0
 	golang.org/x/sys v0.41.0
 	golang.org/x/term v0.35.0
 	gopkg.in/yaml.v3 v3.0.1
