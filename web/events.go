@@ -38,13 +38,13 @@ func (h *hub) run(ctx context.Context, b Backend) {
 			if !ok {
 				return
 			}
+			e.Thumb = thumbURL(ctx, b, e)
 			h.publish(e)
 		}
 	}
 }
 
 func (h *hub) publish(e Event) {
-	e.Thumb = thumbURL(e)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seq++
@@ -108,13 +108,18 @@ func (h *hub) close() {
 }
 
 // thumbURL is the picture of an event's face: the person's, or the
-// unknown cluster's newest crop.
-func thumbURL(e Event) string {
+// unknown cluster's newest crop; "" when there is none now (the page then
+// shows no picture rather than a broken one).
+func thumbURL(ctx context.Context, b Backend, e Event) string {
 	switch {
 	case e.PersonID != "" && (e.Type == EventRecognized || e.Type == EventEnrolled):
-		return "/api/people/" + url.PathEscape(e.PersonID) + "/thumb"
+		if img, err := b.SampleThumbnail(ctx, e.PersonID, ""); err == nil && len(img) > 0 {
+			return "/api/people/" + url.PathEscape(e.PersonID) + "/thumb"
+		}
 	case e.UnknownID != "":
-		return "/api/unknown/" + url.PathEscape(e.UnknownID) + "/thumb"
+		if img, err := b.UnknownThumbnail(ctx, e.UnknownID, -1); err == nil && len(img) > 0 {
+			return "/api/unknown/" + url.PathEscape(e.UnknownID) + "/thumb"
+		}
 	}
 	return ""
 }
