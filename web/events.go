@@ -23,9 +23,8 @@ func newHub(size int) *hub {
 
 // run copies the backend's events into the hub until ctx ends or the
 // channel closes, then closes every subscriber.
-func (h *hub) run(ctx context.Context, b Backend) {
+func (h *hub) run(ctx context.Context, b Backend, ch <-chan Event) {
 	defer h.close()
-	ch := b.Subscribe(ctx)
 	if ch == nil {
 		<-ctx.Done()
 		return

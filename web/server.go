@@ -115,9 +115,11 @@ func New(o Options) (*Server, error) {
 	s.routes()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	// Subscribed before New returns: no event after it is missed.
+	events := o.Backend.Subscribe(ctx)
 	go func() {
 		defer close(s.done)
-		s.hub.run(ctx, o.Backend)
+		s.hub.run(ctx, o.Backend, events)
 	}()
 	return s, nil
 }

@@ -132,7 +132,7 @@ func pickThumb(samples []store.Sample) (id, why string) {
 	}
 	for _, s := range samples {
 		if s.Source == store.SourceUnknown {
-			return "", "enrolled from unknown faces, whose crops do not become samples' crops"
+			return "", "enrolled from an unknown face: its pictures are not kept with the samples (yet)"
 		}
 	}
 	return "", "no sample kept its face crop (store.keep_crops is off, or they were enrolled before edged kept crops)"

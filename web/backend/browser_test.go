@@ -96,17 +96,12 @@ func TestBrowser(t *testing.T) {
 	python, chromium := browserTools(t)
 	w := newWorld(t)
 	alice := w.enroll(t, "Alice", photo(1, 0, 0), photo(1, 9, 0))
-	w.enroll(t, "Bob", photo(2, 0, 1)) // no crop: the page says why
+	bob := w.enroll(t, "Bob", photo(2, 0, 1)) // no crop: the page says why
 	carol := w.unknown(t, 20, 3, true)
 	stranger := w.unknown(t, 40, 1, false)
 	w.head(t, "fine-tune after 2 enrollments", map[string]float64{"dir_at_far_0.01": 0.912, "before_dir_at_far_0.01": 0.887, "unseen_auc": 0.962, "before_unseen_auc": 0.951}, false)
 	w.head(t, "rejected: worse on the held-out check", map[string]float64{"dir_at_far_0.01": 0.85, "before_dir_at_far_0.01": 0.912}, false)
 	w.head(t, "fine-tune after 5 enrollments", map[string]float64{"dir_at_far_0.01": 0.934, "before_dir_at_far_0.01": 0.912, "unseen_auc": 0.971, "before_unseen_auc": 0.962}, true)
-	now := time.Now()
-	w.b.Observe(pipeline.Event{Camera: "yard", Payload: mqtt.Camera{Camera: "yard", State: mqtt.CameraDown, Reason: "stream ended", Time: mqtt.At(now.Add(-10 * time.Minute))}})
-	w.b.Observe(pipeline.Event{Camera: "door", Payload: mqtt.Unknown{Camera: "door", Track: 40, UnknownID: stranger, Confidence: 0.2, Time: mqtt.At(now.Add(-3 * time.Minute))}})
-	w.b.Observe(pipeline.Event{Camera: "door", Payload: mqtt.Unknown{Camera: "door", Track: 41, UnknownID: carol, Confidence: 0.3, Time: mqtt.At(now.Add(-2 * time.Minute))}})
-
 	// Page 1: no authentication, loopback.
 	open, err := web.New(web.Options{Backend: w.b})
 	if err != nil {
@@ -147,6 +142,13 @@ func TestBrowser(t *testing.T) {
 	}
 	_, port, _ := net.SplitHostPort(lnAuth.Addr().String())
 
+	// Events before the page opens (the servers keep the last ones).
+	now := time.Now()
+	w.observe(pipeline.Event{Camera: "yard", Payload: mqtt.Camera{Camera: "yard", State: mqtt.CameraDown, Reason: "stream ended", Time: mqtt.At(now.Add(-10 * time.Minute))}})
+	w.observe(pipeline.Event{Camera: "door", Payload: mqtt.Recognized{Camera: "door", Track: 39, PersonID: bob, Name: "Bob", Confidence: 0.88, Time: mqtt.At(now.Add(-4 * time.Minute))}})
+	w.observe(pipeline.Event{Camera: "door", Payload: mqtt.Unknown{Camera: "door", Track: 40, UnknownID: stranger, Confidence: 0.2, Time: mqtt.At(now.Add(-3 * time.Minute))}})
+	w.observe(pipeline.Event{Camera: "door", Payload: mqtt.Unknown{Camera: "door", Track: 41, UnknownID: carol, Confidence: 0.3, Time: mqtt.At(now.Add(-2 * time.Minute))}})
+
 	shots := os.Getenv("EDGED_KEEP_SCREENSHOTS")
 	if shots == "" {
 		shots = t.TempDir()
@@ -184,7 +186,7 @@ func TestBrowser(t *testing.T) {
 		t.Log("browser:", line)
 		if line == "need-event" {
 			// The page is open: a recognition happens now.
-			w.b.Observe(pipeline.Event{Camera: "door", Payload: mqtt.Recognized{Camera: "door", Track: 42, PersonID: alice, Name: "Alicia",
+			w.observe(pipeline.Event{Camera: "door", Payload: mqtt.Recognized{Camera: "door", Track: 42, PersonID: alice, Name: "Alicia",
 				Confidence: 0.93, Time: mqtt.At(time.Now())}})
 		}
 	}

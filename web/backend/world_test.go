@@ -10,6 +10,7 @@ import (
 	"math"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/edged-dev/edged/enroll"
 	"github.com/edged-dev/edged/face"
@@ -246,7 +247,8 @@ func (w *world) unknown(t testing.TB, k, appearances int, crops bool) string {
 	t.Helper()
 	var id string
 	for a := 0; a < appearances; a++ {
-		faces := []gallery.UnknownFace{{Embedding: axis(k, float32(a)/500), Quality: 0.9, Camera: "door"}}
+		at := time.Now().Add(time.Duration(a-appearances) * 7 * time.Minute)
+		faces := []gallery.UnknownFace{{Embedding: axis(k, float32(a)/500), Quality: 0.9, Camera: "door", Time: at}}
 		u, _, ok, err := w.en.ObserveUnknown(w.unknowns, faces)
 		if err != nil || !ok {
 			t.Fatalf("observe unknown: %v %v", ok, err)
@@ -277,4 +279,11 @@ func (w *world) head(t testing.TB, note string, metrics map[string]float64, acti
 		t.Fatal(err)
 	}
 	return hv.ID
+}
+
+// observe is the daemon's event wiring: the service and the web backend
+// both see the pipeline's events.
+func (w *world) observe(e pipeline.Event) {
+	w.svc.Observe(e)
+	w.b.Observe(e)
 }

@@ -31,8 +31,8 @@ function h(tag, attrs, ...children) {
 const $main = () => document.getElementById('main');
 
 function show(...nodes) {
-  const m = $main();
-  m.replaceChildren(...nodes);
+  // replaceChildren would print null and undefined as text.
+  $main().replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
 }
 
 function note(text, kind) {
@@ -92,6 +92,8 @@ function ago(t) {
 }
 
 function when(t) {
+  // Go's zero time (never recorded) is year 1.
+  if (!t || new Date(t).getUTCFullYear() < 2000) return h('span', {}, 'an unknown time ago');
   return h('time', {datetime: t, title: new Date(t).toLocaleString()}, ago(t));
 }
 
@@ -148,7 +150,7 @@ function personCard(p) {
   const href = '#/person/' + enc(p.id);
   const src = p.thumb ? `/api/people/${enc(p.id)}/samples/${enc(p.thumb)}/crop` : '';
   return h('article', {class: 'card person', 'data-person': p.id},
-    h('a', {href, 'aria-label': p.name}, picture(src, p.name, p.no_thumb)),
+    h('a', {href, class: 'pic', 'aria-label': p.name}, picture(src, p.name, p.no_thumb)),
     h('h3', {}, h('a', {href}, p.name)),
     h('div', {class: 'small muted'}, p.samples + (p.samples === 1 ? ' sample' : ' samples')),
     h('div', {class: 'small muted'}, p.last_seen
@@ -455,7 +457,11 @@ async function boot() {
     state.session = {auth: state.session.auth, logged_in: false};
     loginView();
   });
-  window.addEventListener('hashchange', route);
+  window.addEventListener('hashchange', () => {
+    const box = document.getElementById('msg');
+    if (!box.querySelector('.err')) box.replaceChildren(); // an error stays until the next action
+    route();
+  });
   try {
     state.session = await api('GET', '/api/session');
   } catch (e) {
