@@ -347,7 +347,7 @@ func TestHTTPNonLoopbackNeedsAuth(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		addr, pwFile, cert string
-		want              []string // problem keys
+		want               []string // problem keys
 	}{
 		{addr: "127.0.0.1:9108"},
 		{addr: "127.0.0.5:80"},
