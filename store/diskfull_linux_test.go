@@ -194,9 +194,11 @@ func checkEvents(t *testing.T, st *Store, want [][]byte) {
 	}
 }
 
-// TestOpenOnFullDisk: a read-write Open (and Restore) on a file system
-// below the reserve is refused with a clear error and creates nothing; a
-// read-only Open still works.
+// TestOpenOnFullDisk: a read-write Open on a file system below the
+// reserve opens degraded (it used to fail, and `edged run` exited for
+// good): reads work, writes are refused with ErrDiskFull and change
+// nothing, a database still to be created is not created, Restore is
+// refused; freeing space makes writes work again without a restart.
 func TestOpenOnFullDisk(t *testing.T) {
 	mnt := mountTmpfs(t, "32m")
 	dir := filepath.Join(mnt, "db")
@@ -219,16 +221,32 @@ func TestOpenOnFullDisk(t *testing.T) {
 	}
 	filler := fill(t, mnt, minFree/2)
 
-	_, err = Open(opts)
-	checkDiskFullErr(t, err, dir)
-	if !strings.Contains(err.Error(), "read-write") {
-		t.Fatalf("message %q does not say the read-write open was refused", err)
+	st, err = Open(opts)
+	if err != nil {
+		t.Fatalf("read-write open below the reserve: %v", err)
 	}
+	if s := st.Status(); s.Status != StatusStorageFull || !s.ReadOnlyFallback {
+		t.Fatalf("Status = %+v", s)
+	}
+	if _, err := st.FindPerson("alice"); err != nil {
+		t.Fatal(err)
+	}
+	checkEvents(t, st, [][]byte{[]byte("one")})
+	err = st.AppendEvents(OutboxEvent{Topic: "events/test", Payload: []byte("refused")})
+	checkDiskFullErr(t, err, dir)
+
 	fresh := filepath.Join(mnt, "new")
-	_, err = Open(Options{Dir: fresh, MinFreeBytes: minFree})
+	fst, err := Open(Options{Dir: fresh, MinFreeBytes: minFree})
+	if err != nil {
+		t.Fatalf("fresh store below the reserve: %v", err)
+	}
+	err = fst.Update(func(tx *Tx) error { return tx.PutPerson(&Person{Name: "Bob"}) })
 	checkDiskFullErr(t, err, fresh)
+	if err := fst.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := os.Stat(fresh); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("a refused Open created %s: %v", fresh, err)
+		t.Fatalf("a degraded Open created %s: %v", fresh, err)
 	}
 	restored := filepath.Join(mnt, "restored")
 	err = Restore(bytes.NewReader(backup.Bytes()), Options{Dir: restored, MinFreeBytes: minFree})
@@ -241,12 +259,11 @@ func TestOpenOnFullDisk(t *testing.T) {
 	ro.ReadOnly = true
 	rst, err := Open(ro)
 	if err != nil {
-		t.Fatalf("read-only open on a full disk: %v", err)
+		t.Fatalf("read-only open next to a degraded store: %v", err)
 	}
 	if _, err := rst.FindPerson("alice"); err != nil {
 		t.Fatal(err)
 	}
-	checkEvents(t, rst, [][]byte{[]byte("one")})
 	if err := rst.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -254,15 +271,52 @@ func TestOpenOnFullDisk(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	st, err = Open(opts)
-	if err != nil {
-		t.Fatalf("open after freeing space: %v", err)
-	}
 	if err := st.AppendEvents(OutboxEvent{Topic: "events/test", Payload: []byte("two")}); err != nil {
-		t.Fatal(err)
+		t.Fatalf("write once space is back, same store: %v", err)
 	}
 	checkEvents(t, st, [][]byte{[]byte("one"), []byte("two")})
+	if s := st.Status(); s.Degraded() {
+		t.Fatalf("Status after = %+v", s)
+	}
 	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOpenWith40MiBFree is the daemon's case with the default reserve (128
+// MiB) and 40 MiB free on a real file system: it opens degraded, lists,
+// refuses an enrollment's write with ErrDiskFull, and survives closing and
+// reopening there.
+func TestOpenWith40MiBFree(t *testing.T) {
+	mnt := mountTmpfs(t, "200m")
+	dir := filepath.Join(mnt, "db")
+	st, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustPerson(t, st, "Alice")
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	filler := fill(t, mnt, 40<<20)
+	for i := 0; i < 2; i++ {
+		st, err = Open(Options{Dir: dir})
+		if err != nil {
+			t.Fatalf("open with 40 MiB free: %v", err)
+		}
+		if s := st.Status(); s.Status != StatusStorageFull {
+			t.Fatalf("Status = %+v", s)
+		}
+		if ps, err := st.People(); err != nil || len(ps) != 1 || ps[0].ID != p.ID {
+			t.Fatalf("People = %+v, %v", ps, err)
+		}
+		err = st.Update(func(tx *Tx) error { return tx.PutPerson(&Person{Name: "Bob"}) })
+		checkDiskFullErr(t, err, dir)
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -38,14 +38,22 @@ func TestMinFreeBytesOption(t *testing.T) {
 		{64 << 20, true},   // a larger one
 		{DefaultMinFreeBytes, true},
 	} {
+		// Below the reserve the store opens degraded: it reads, refuses
+		// writes with ErrDiskFull and says so in Status.
 		dir := filepath.Join(t.TempDir(), "db")
 		st, err := Open(Options{Dir: dir, MinFreeBytes: tc.min, NoSync: true})
-		if tc.refused != errors.Is(err, ErrDiskFull) || (!tc.refused && err != nil) {
+		if err != nil {
 			t.Fatalf("MinFreeBytes %d with 1 MiB free: Open = %v", tc.min, err)
 		}
-		if err == nil {
-			_ = st.Close()
+		status := st.Status()
+		werr := st.AppendEvents(OutboxEvent{Topic: "events/a"})
+		if tc.refused != errors.Is(werr, ErrDiskFull) || (!tc.refused && werr != nil) {
+			t.Fatalf("MinFreeBytes %d with 1 MiB free: write = %v", tc.min, werr)
 		}
+		if tc.refused != status.Degraded() || (tc.refused && (status.Status != StatusStorageFull || !status.ReadOnlyFallback || !errors.Is(status.Err, ErrDiskFull))) {
+			t.Fatalf("MinFreeBytes %d with 1 MiB free: Status = %+v", tc.min, status)
+		}
+		_ = st.Close()
 	}
 }
 

@@ -30,15 +30,6 @@ func checkSpace(dir string, need int64) error {
 		ErrDiskFull, formatBytes(free), formatBytes(uint64(need)))
 }
 
-// checkWriteSpace checks the store's directory against
-// Options.MinFreeBytes before a write.
-func (s *Store) checkWriteSpace() error {
-	if err := checkSpace(s.opts.Dir, s.opts.MinFreeBytes); err != nil {
-		return fmt.Errorf("write to store %q: %w", s.opts.Dir, err)
-	}
-	return nil
-}
-
 // existingAncestor returns dir, or its nearest parent that exists.
 func existingAncestor(dir string) string {
 	d := filepath.Clean(dir)

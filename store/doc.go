@@ -59,4 +59,19 @@
 // (AES, Badger's key registry); the wrong key gives ErrWrongKey. Backup
 // writes a checksummed (encrypted, when the store is) stream; Restore loads
 // it into a new directory only.
+//
+// # Degraded mode, crash repair and bounds
+//
+// Below Options.MinFreeBytes a read-write Open still succeeds: Badger is
+// opened read-only (it writes nothing then), reads work, every write gives
+// ErrDiskFull, and Status reports StatusStorageFull. Status and every
+// write measure the space again and switch the store to read-write once
+// it is back. A read-only Open of a database left by a crash repairs it
+// (a read-write open and close, when no other process holds the
+// directory) and Repaired says what it did. The outbox is bounded by
+// Options.OutboxMaxBytes and OutboxMaxAge: the oldest events the broker
+// has not taken are dropped (counted in OutboxStats, logged once per
+// outage), never the newest retained state of a topic. The command table
+// (RememberCommand, CommandReply, PruneCommands) keeps the first reply of
+// each command with side effects for package mqtt's de-duplication.
 package store

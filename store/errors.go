@@ -17,6 +17,11 @@ var (
 	// ErrCorrupt is returned by Open when the directory holds something that
 	// is not a readable edged database. The store never recreates it.
 	ErrCorrupt = errors.New("database is corrupt or not an edged database")
+	// ErrNeedsRepair is returned by a read-only Open of a database left by
+	// a crash (its write-ahead log has a torn tail) that it could not
+	// repair: another process holds the directory, or the disk is too
+	// full for the repair's writes. A read-write Open repairs it.
+	ErrNeedsRepair = errors.New("database was not closed cleanly and needs a repair (a read-write open does it)")
 	// ErrWrongKey is returned by Open when the encryption key does not match
 	// the one the database was created with, or when a key is missing or
 	// given for a database that is not encrypted.

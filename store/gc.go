@@ -8,8 +8,9 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 )
 
-// RunGC collects value-log garbage every Options.GCInterval until ctx is
-// done or the store is closed; run it in its own goroutine. It returns nil
+// RunGC collects value-log garbage, and drops outbox events past
+// Options.OutboxMaxAge, every Options.GCInterval until ctx is done or the
+// store is closed; run it in its own goroutine. It returns nil
 // when stopped by Close, ctx.Err() when stopped by ctx.
 func (s *Store) RunGC(ctx context.Context) error {
 	if s.opts.ReadOnly {
@@ -24,7 +25,12 @@ func (s *Store) RunGC(ctx context.Context) error {
 			return ctx.Err()
 		case <-s.done:
 			return nil
-		case <-t.C:
+		case now := <-t.C:
+			if n, err := s.PruneOutbox(now); err != nil && !errors.Is(err, ErrDiskFull) && !errors.Is(err, ErrClosed) {
+				s.log.Warn("outbox age bound", "err", err)
+			} else if n > 0 {
+				s.log.Debug("outbox: events past their age bound dropped", "events", n)
+			}
 			n, err := s.CollectGarbage(ctx)
 			switch {
 			case errors.Is(err, ErrDiskFull):
@@ -54,14 +60,14 @@ func (s *Store) CollectGarbage(ctx context.Context) (int, error) {
 	n := 0
 	for ctx.Err() == nil {
 		err := func() error {
-			s.closeMu.RLock()
-			defer s.closeMu.RUnlock()
-			if s.closed {
-				return ErrClosed
-			}
 			// GC rewrites live values into the current logs before it
 			// deletes a file: it needs space like any write.
-			if err := s.checkWriteSpace(); err != nil {
+			if err := s.writable(); err != nil {
+				return err
+			}
+			s.closeMu.RLock()
+			defer s.closeMu.RUnlock()
+			if err := s.writableLocked(); err != nil {
 				return err
 			}
 			return s.db.RunValueLogGC(s.opts.GCDiscardRatio)

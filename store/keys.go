@@ -29,6 +29,9 @@ import (
 //	uc/<uint64 BE number>/<slot byte>  a face crop of the unknown, PNG
 //	                          (MaxUnknownCrops slots; deleted with it)
 //	o/<uint64 BE seq>         OutboxEvent, drained in seq order
+//	cmd/<command>/<id>        CommandReply: the first reply of a command
+//	                          with side effects, for de-duplication
+//	                          (pruned after the window, package mqtt)
 //
 // Backbones: every raw vector (Sample, Negative, Unknown and its samples)
 // and every HeadVersion records the id of the backbone network it belongs
@@ -63,6 +66,7 @@ const (
 	prefixHead     = "h/"
 	prefixUnknown  = "u/"
 	prefixOutbox   = "o/"
+	prefixCommand  = "cmd/"
 )
 
 func personKey(id string) []byte   { return []byte(prefixPerson + id) }

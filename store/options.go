@@ -44,6 +44,22 @@ type Options struct {
 	// returning an error: this reserve keeps those pages backed. Default
 	// DefaultMinFreeBytes (128 MiB); negative turns the check off.
 	MinFreeBytes int64 `yaml:"min_free_bytes"`
+	// OutboxMaxBytes bounds the outbox (events waiting for the MQTT
+	// broker), counting their stored keys and values. An append that
+	// would pass it drops the oldest events first, in the same commit:
+	// events of events/ topics, and retained states superseded by a newer
+	// one of the same topic; the newest retained state of each topic is
+	// kept. Dropped events are counted (OutboxStats) and logged once per
+	// outage. Default 64 MiB: about a day of events of a busy camera
+	// (~700 bytes each, one per second), and half of the default
+	// MinFreeBytes, so a broker outage alone cannot eat the disk reserve.
+	// Negative: no bound.
+	OutboxMaxBytes int64 `yaml:"outbox_max_bytes"`
+	// OutboxMaxAge drops events that waited longer, oldest first, with
+	// the same rules (PruneOutbox, run by RunGC). Default 7 days: an event
+	// older than that is history, not news, for a subscriber. Negative: no
+	// bound.
+	OutboxMaxAge time.Duration `yaml:"outbox_max_age"`
 	// Logger receives the store's and Badger's warnings. Default: discard.
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -70,9 +86,21 @@ func DefaultOptions(dir string) Options {
 //     processes taking space between two checks.
 const DefaultMinFreeBytes = 128 << 20
 
+// Outbox bounds (Options.OutboxMaxBytes, Options.OutboxMaxAge).
+const (
+	DefaultOutboxMaxBytes = 64 << 20
+	DefaultOutboxMaxAge   = 7 * 24 * time.Hour
+)
+
 func (o *Options) fill() {
 	if o.MinFreeBytes == 0 {
 		o.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if o.OutboxMaxBytes == 0 {
+		o.OutboxMaxBytes = DefaultOutboxMaxBytes
+	}
+	if o.OutboxMaxAge == 0 {
+		o.OutboxMaxAge = DefaultOutboxMaxAge
 	}
 	if o.GCInterval <= 0 {
 		o.GCInterval = 10 * time.Minute

@@ -45,24 +45,35 @@ var migrations = []migration{
 var targetSchema uint32 = SchemaVersion
 
 // Store is edged's database: people, samples, clusters, negatives, head
-// versions, unknown-face clusters and the event outbox, in Badger. All
-// methods are safe for concurrent use.
+// versions, unknown-face clusters, the command de-duplication table and
+// the event outbox, in Badger. All methods are safe for concurrent use.
 type Store struct {
-	db   *badger.DB
 	opts Options
 	log  *slog.Logger
 
-	// closeMu guards db against use after Close: every operation holds it
-	// for reading, Close for writing.
+	// closeMu guards db against use after Close and against the switch
+	// from a degraded read-only database to a read-write one: every
+	// operation holds it for reading; Close and the switch for writing.
 	closeMu sync.RWMutex
+	db      *badger.DB
 	closed  bool
-	done    chan struct{} // closed by Close; stops RunGC
+	// degraded is set while db was opened read-only (or in memory, for a
+	// database still to be created) because the file system was below
+	// Options.MinFreeBytes at Open: see degraded.go.
+	degraded degradedOpen
+	done     chan struct{} // closed by Close; stops RunGC
+
+	space spaceState // the free-space verdicts, for Status and the metrics
 
 	// outMu serialises commits that append outbox events so that sequence
-	// numbers are assigned in commit order.
+	// numbers are assigned in commit order, and every change of the outbox
+	// accounting (appends, acks, drops).
 	outMu    sync.Mutex
 	outSeq   uint64 // last assigned outbox sequence number
+	out      outboxState
 	outReady chan struct{}
+
+	repair *RepairReport // what Open repaired, nil when nothing
 }
 
 // Open opens (or, for a directory that does not exist or is empty,
@@ -70,6 +81,16 @@ type Store struct {
 // A locked directory gives ErrLocked, a wrong key ErrWrongKey, anything
 // unreadable ErrCorrupt: the store never recreates a database it cannot
 // read.
+//
+// A read-write Open on a file system below Options.MinFreeBytes does not
+// fail: the store opens degraded (Status reports StatusStorageFull),
+// reads work, every write gives ErrDiskFull, and the store switches to
+// read-write by itself once space is back (degraded.go).
+//
+// A database left by a crash (kill -9, power cut) has a torn tail in its
+// write-ahead log, which Badger only truncates in a read-write open; a
+// read-only Open repairs it when no other process holds the directory
+// (repair.go) and reports what it did in Repaired.
 func Open(opts Options) (*Store, error) {
 	opts.fill()
 	if opts.Dir == "" {
@@ -82,34 +103,81 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", opts.Dir, err)
 	}
-	if !opts.ReadOnly {
-		// Badger writes at Open (a new memtable WAL, value-log file,
-		// the schema record, replayed tables): refuse a file system too
-		// full to do that safely. Read-only opens still work, so the
-		// data can be listed and backed up.
-		if err := checkSpace(opts.Dir, opts.MinFreeBytes); err != nil {
-			return nil, fmt.Errorf("open store %q read-write: %w", opts.Dir, err)
+	s := &Store{opts: opts, log: opts.Logger, done: make(chan struct{}), outReady: make(chan struct{}, 1)}
+	s.out.init()
+	mode := modeReadWrite
+	if opts.ReadOnly {
+		mode = modeReadOnly
+	} else if err := checkSpace(opts.Dir, opts.MinFreeBytes); err != nil {
+		// Badger writes at a read-write Open (a new memtable WAL and
+		// value-log file, the pid file, replayed memtables flushed to
+		// level 0, compactions): on a file system below the reserve a
+		// write through mmap can kill the process with SIGBUS. A
+		// read-only Badger writes nothing, so the store opens that way,
+		// degraded, and switches to read-write once space is back
+		// (degraded.go). A database still to be created has nothing to
+		// read: it lives in memory, empty, until then.
+		s.space.refuse(err)
+		mode = modeDegraded
+		if fresh {
+			mode = modeDegradedFresh
 		}
+		s.log.Warn("store opened degraded: the disk is below its free-space reserve; reads work, writes are refused until space is freed",
+			"dir", opts.Dir, "err", err)
 	}
-	if fresh && !opts.ReadOnly {
+	if mode == modeReadWrite && fresh {
 		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 			return nil, fmt.Errorf("open store %q: %w", opts.Dir, err)
 		}
 	}
-	db, err := openBadger(badgerOptions(opts.Dir, opts))
+	db, rep, err := s.openDB(mode)
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger, done: make(chan struct{}), outReady: make(chan struct{}, 1)}
-	if err := s.checkSchema(); err != nil {
+	s.db, s.repair = db, rep
+	s.degraded.set(mode)
+	if err := s.afterOpen(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %q: %w", opts.Dir, err)
 	}
-	if err := s.loadOutboxSeq(); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("open store %q: %w", opts.Dir, err)
+	if rep != nil {
+		s.log.Warn("store repaired: "+rep.String(), "dir", opts.Dir)
 	}
 	return s, nil
+}
+
+// openMode says how openDB opens Badger.
+type openMode int
+
+const (
+	modeReadWrite     openMode = iota
+	modeReadOnly               // Options.ReadOnly
+	modeDegraded               // read-only because the disk is below the reserve
+	modeDegradedFresh          // no database yet and no space to create one: in memory
+)
+
+// openDB opens Badger in the mode, with the crash repair of read-only
+// opens (repair.go).
+func (s *Store) openDB(mode openMode) (*badger.DB, *RepairReport, error) {
+	bo := badgerOptions(s.opts.Dir, s.opts)
+	switch mode {
+	case modeReadWrite:
+		db, err := openBadger(bo.WithReadOnly(false))
+		return db, nil, err
+	case modeDegradedFresh:
+		db, err := openBadger(bo.WithReadOnly(false).WithInMemory(true).WithDir("").WithValueDir(""))
+		return db, nil, err
+	}
+	return s.openReadOnly(bo.WithReadOnly(true), mode == modeDegraded)
+}
+
+// afterOpen checks the schema and loads the outbox state of a freshly
+// opened db (closeMu held or not yet shared).
+func (s *Store) afterOpen() error {
+	if err := s.checkSchema(); err != nil {
+		return err
+	}
+	return s.loadOutbox()
 }
 
 // badgerOptions are the Badger options for a database in dir. The sizes
@@ -118,7 +186,6 @@ func badgerOptions(dir string, opts Options) badger.Options {
 	bo := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{opts.Logger}).
 		WithSyncWrites(!opts.NoSync).
-		WithReadOnly(opts.ReadOnly).
 		WithMemTableSize(memTableSize).
 		WithNumMemtables(numMemtables).
 		WithNumLevelZeroTables(2).
@@ -206,6 +273,9 @@ func openBadger(bo badger.Options) (db *badger.DB, err error) {
 		return nil, fmt.Errorf("%w (or the database is not encrypted)", ErrWrongKey)
 	case errors.Is(err, os.ErrPermission):
 		return nil, err
+	case errors.Is(err, badger.ErrTruncateNeeded) || strings.Contains(msg, badger.ErrTruncateNeeded.Error()):
+		// Badger wraps it without %w.
+		return nil, fmt.Errorf("%w (%v)", ErrNeedsRepair, err)
 	}
 	return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 }
@@ -240,7 +310,7 @@ func (s *Store) checkSchema() error {
 	switch {
 	case !found && !empty:
 		return fmt.Errorf("%w: a Badger database without an edged schema version", ErrCorrupt)
-	case !found && s.opts.ReadOnly:
+	case !found && s.readOnlyDB():
 		return nil // an empty database: nothing to read, nothing to write
 	case !found:
 		return s.db.Update(func(txn *badger.Txn) error {
@@ -251,7 +321,7 @@ func (s *Store) checkSchema() error {
 		})
 	case version > targetSchema:
 		return fmt.Errorf("%w: version %d, this build knows %d", ErrSchemaTooNew, version, targetSchema)
-	case version < targetSchema && s.opts.ReadOnly:
+	case version < targetSchema && s.readOnlyDB():
 		return fmt.Errorf("schema version %d needs a migration to %d: open it read-write once: %w", version, targetSchema, ErrReadOnly)
 	}
 	return s.migrate(version)
@@ -305,8 +375,16 @@ func (s *Store) Dir() string { return s.opts.Dir }
 func (s *Store) Encrypted() bool { return len(s.opts.EncryptionKey) > 0 }
 
 // ReadOnly reports whether the store was opened read-only (writes give
-// ErrReadOnly).
+// ErrReadOnly). A store opened read-write but degraded (Status) is not
+// read-only: its writes give ErrDiskFull until space is back.
 func (s *Store) ReadOnly() bool { return s.opts.ReadOnly }
+
+// Repaired returns what Open repaired after a crash, or nil.
+func (s *Store) Repaired() *RepairReport { return s.repair }
+
+// readOnlyDB reports whether db is a read-only Badger (requested, or
+// degraded); callers hold closeMu or have not shared the store yet.
+func (s *Store) readOnlyDB() bool { return s.opts.ReadOnly || s.degraded.mode != modeReadWrite }
 
 // Close stops RunGC, waits for running operations and closes the database.
 // Later calls return ErrClosed.

@@ -31,19 +31,20 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 // ErrDiskFull before fn runs. On a write conflict with a concurrent transaction fn runs again on a
 // fresh snapshot, so it must not have side effects outside the Tx.
 func (s *Store) Update(fn func(tx *Tx) error) error {
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
-	if s.closed {
-		return ErrClosed
-	}
-	if s.opts.ReadOnly {
-		return ErrReadOnly
-	}
-	// Every write goes through here: a full disk must give ErrDiskFull,
-	// not a SIGBUS inside Badger's mmap'd logs.
-	if err := s.checkWriteSpace(); err != nil {
+	if err := s.writable(); err != nil {
 		return err
 	}
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if err := s.writableLocked(); err != nil {
+		return err
+	}
+	return s.updateRetry(fn)
+}
+
+// updateRetry runs fn in read-write transactions until one commits
+// without a write conflict (closeMu read-held, the store writable).
+func (s *Store) updateRetry(fn func(tx *Tx) error) error {
 	var err error
 	for attempt := 0; attempt < maxConflictRetries; attempt++ {
 		err = s.updateOnce(fn)
@@ -70,6 +71,9 @@ func (s *Store) updateOnce(fn func(tx *Tx) error) error {
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
 	seq := s.outSeq
+	added := make([]outboxRecord, len(tx.events))
+	var addedBytes int64
+	newRetained := map[string]bool{}
 	for i := range tx.events {
 		seq++
 		tx.events[i].Seq = seq
@@ -77,20 +81,99 @@ func (s *Store) updateOnce(fn func(tx *Tx) error) error {
 		if err != nil {
 			return err
 		}
-		if err := txn.Set(outboxKey(seq), b); err != nil {
+		key := outboxKey(seq)
+		if err := txn.Set(key, b); err != nil {
 			return err
+		}
+		ev := tx.events[i]
+		added[i] = outboxRecord{Seq: seq, Topic: ev.Topic, Retain: ev.Retain, Time: ev.Time, size: int64(len(key) + len(b))}
+		addedBytes += added[i].size
+		if ev.Retain {
+			newRetained[ev.Topic] = true
 		}
 	}
 	if err := txn.Set([]byte(keyOutboxSeq), be64(seq)); err != nil {
 		return err
 	}
+	// The size bound: the oldest events the broker has not taken make
+	// room, in this commit, so the outbox never holds more than
+	// OutboxMaxBytes (unless only the newest retained states are left).
+	victims, err := s.sizeVictims(addedBytes, newRetained)
+	if err != nil {
+		return err
+	}
+	for i, v := range victims {
+		if err := txn.Delete(outboxKey(v.Seq)); err != nil {
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				victims = victims[:i] // the next append drops the rest
+				break
+			}
+			return err
+		}
+	}
 	if err := txn.Commit(); err != nil {
 		return err
 	}
 	s.outSeq = seq
+	for _, r := range added {
+		s.out.add(r)
+	}
+	if len(victims) > 0 {
+		s.out.drop(victims, dropSize, s.log, s.opts)
+	}
 	select {
 	case s.outReady <- struct{}{}:
 	default:
+	}
+	return nil
+}
+
+// sizeVictims returns the oldest events to drop so that the outbox plus
+// adding bytes stays within OutboxMaxBytes (outMu held).
+func (s *Store) sizeVictims(adding int64, newRetained map[string]bool) ([]outboxRecord, error) {
+	limit := s.opts.OutboxMaxBytes
+	over := s.out.bytes + adding - limit
+	if limit <= 0 || over <= 0 {
+		return nil, nil
+	}
+	var freed int64
+	return s.outboxVictims(func(rec outboxRecord) (take, stop bool) {
+		if freed >= over {
+			return false, true
+		}
+		freed += rec.size
+		return true, false
+	}, newRetained)
+}
+
+// writable is the check before every write (callers do not hold
+// closeMu): the store is open and not read-only, and the disk is above
+// the reserve (a full disk must give ErrDiskFull, not a SIGBUS inside
+// Badger's mmap'd logs). It switches a store opened degraded to
+// read-write once the space is back.
+func (s *Store) writable() error {
+	s.closeMu.RLock()
+	closed := s.closed
+	s.closeMu.RUnlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case s.opts.ReadOnly:
+		return ErrReadOnly
+	}
+	return s.checkWriteSpace()
+}
+
+// writableLocked re-checks, under closeMu, what may have changed since
+// writable: a concurrent Close.
+func (s *Store) writableLocked() error {
+	switch {
+	case s.closed:
+		return ErrClosed
+	case s.degraded.mode != modeReadWrite:
+		// Only reachable when the check passed and the switch to
+		// read-write failed in between: the switch reported why.
+		return fmt.Errorf("write to store %q: %w (%w)", s.opts.Dir, errUpgradeLater, ErrDiskFull)
 	}
 	return nil
 }
