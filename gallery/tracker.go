@@ -3,6 +3,7 @@ package gallery
 import (
 	"image"
 	"sort"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,6 +43,11 @@ type TrackerOptions struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Keep is how many best faces a track keeps for its decision. Default 10.
 	Keep int `yaml:"keep"`
+	// IDs hands out the track ids. Default (nil): ProcessTrackIDs, shared
+	// by every tracker of the process, so track ids are unique within a
+	// run (every camera, and cameras restarted by a reload) instead of
+	// starting at 1 for each tracker.
+	IDs *TrackIDs `yaml:"-"`
 }
 
 func (o *TrackerOptions) fill() {
@@ -143,13 +149,25 @@ type Tracker struct {
 	g      *Gallery
 	opts   TrackerOptions
 	tracks []*track
-	nextID uint64
 }
+
+// TrackIDs hands out track ids, 1, 2, ... Safe for concurrent use.
+type TrackIDs struct{ last atomic.Uint64 }
+
+// Next returns the next id.
+func (t *TrackIDs) Next() uint64 { return t.last.Add(1) }
+
+// ProcessTrackIDs is the default source of every Tracker: one per process
+// (per boot_id of the events), so a track id names one track of one run.
+var ProcessTrackIDs = new(TrackIDs)
 
 // NewTracker returns a tracker deciding with g.
 func NewTracker(g *Gallery, opts TrackerOptions) *Tracker {
 	opts.fill()
-	return &Tracker{g: g, opts: opts, nextID: 1}
+	if opts.IDs == nil {
+		opts.IDs = ProcessTrackIDs
+	}
+	return &Tracker{g: g, opts: opts}
 }
 
 // Options returns the effective options.
@@ -247,8 +265,7 @@ func (t *Tracker) Update(now time.Time, dets []Detection) Update {
 	for di, d := range dets {
 		tr := assigned[di]
 		if tr == nil {
-			tr = &track{id: t.nextID, first: now}
-			t.nextID++
+			tr = &track{id: t.opts.IDs.Next(), first: now}
 			t.tracks = append(t.tracks, tr)
 		}
 		tr.box, tr.last = d.Box, now

@@ -197,3 +197,25 @@ func TestTrackerStrangerStepsIn(t *testing.T) {
 		t.Fatalf("a stranger at distance 0.53 in the same box continued track %d of A", known)
 	}
 }
+
+// TestTrackIDsUniqueWithinARun: track ids restarted at 1 for every tracker
+// (every camera, every SIGHUP reload), so (camera, track) named several
+// tracks of one run; by default every tracker now shares the process's
+// source.
+func TestTrackIDsUniqueWithinARun(t *testing.T) {
+	g := New(Options{})
+	seen := map[uint64]bool{}
+	for i := 0; i < 3; i++ { // a camera, then the same camera after two reloads
+		tr := NewTracker(g, TrackerOptions{})
+		up := tr.Update(time.Unix(100, 0), []Detection{{Box: image.Rect(0, 0, 50, 50), Quality: 0.9}})
+		id := up.Tracks[0]
+		if seen[id] {
+			t.Fatalf("tracker %d reused track id %d", i, id)
+		}
+		seen[id] = true
+	}
+	own := NewTracker(g, TrackerOptions{IDs: new(TrackIDs)})
+	if up := own.Update(time.Unix(100, 0), []Detection{{Box: image.Rect(0, 0, 50, 50), Quality: 0.9}}); up.Tracks[0] != 1 {
+		t.Fatalf("a tracker with its own ids starts at %d", up.Tracks[0])
+	}
+}

@@ -14,6 +14,9 @@ import (
 func ExampleNewEvent() {
 	t := mqtt.At(time.Date(2024, 5, 1, 12, 0, 3, 250e6, time.UTC))
 	ev, err := mqtt.NewEvent(mqtt.Recognized{
+		// NewEvent gives every event a new event_id and this run's
+		// boot_id; fixed here for the example's output.
+		EventID: "01HXA3Q8Z7D6ZK0M3W2S4Y5T6V", BootID: "01HXA3P1C2D3E4F5G6H7J8K9M0",
 		Camera: "front", Track: 17, PersonID: "01HXA3", Name: "Alice",
 		Distance: 0.31, Confidence: 0.92, Box: mqtt.BoxOf(image.Rect(412, 160, 540, 318)),
 		Quality: 0.81, Frames: 6, FirstSeen: mqtt.At(t.Add(-1500 * time.Millisecond)), Time: t,
@@ -25,7 +28,7 @@ func ExampleNewEvent() {
 	fmt.Println(string(ev.Payload))
 	// Output:
 	// events/recognized false
-	// {"type":"recognized","camera":"front","track":17,"person_id":"01HXA3","name":"Alice","distance":0.31,"confidence":0.92,"box":{"x":412,"y":160,"w":128,"h":158},"quality":0.81,"frames":6,"first_seen":"2024-05-01T12:00:01.750Z","time":"2024-05-01T12:00:03.250Z"}
+	// {"type":"recognized","event_id":"01HXA3Q8Z7D6ZK0M3W2S4Y5T6V","boot_id":"01HXA3P1C2D3E4F5G6H7J8K9M0","camera":"front","track":17,"person_id":"01HXA3","name":"Alice","distance":0.31,"confidence":0.92,"box":{"x":412,"y":160,"w":128,"h":158},"quality":0.81,"frames":6,"first_seen":"2024-05-01T12:00:01.750Z","time":"2024-05-01T12:00:03.250Z"}
 }
 
 type exampleService struct{ mqtt.Service }

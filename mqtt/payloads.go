@@ -7,6 +7,8 @@ import (
 	"image"
 	"strings"
 	"time"
+
+	"github.com/edged-dev/edged/internal/ulid"
 )
 
 // Event types: the "type" field of every event payload.
@@ -96,9 +98,10 @@ type Payload interface {
 }
 
 // NewEvent marshals p into an Event for the outbox (Seq is the outbox's to
-// set). It fails when p's topic is not a valid event topic (e.g. a camera name
-// with '/').
+// set), after Identify. It fails when p's topic is not a valid event topic
+// (e.g. a camera name with '/').
 func NewEvent(p Payload) (Event, error) {
+	p = Identify(p)
 	topic := p.Topic()
 	if v, ok := p.(interface{ checkIDs() error }); ok {
 		if err := v.checkIDs(); err != nil {
@@ -115,6 +118,55 @@ func NewEvent(p Payload) (Event, error) {
 	return Event{Topic: topic, Payload: b, Retain: p.Retained()}, nil
 }
 
+// bootID identifies this run of edged: events of one run share it, and
+// track ids are unique within it (not across runs).
+var bootID = ulid.New()
+
+// BootID returns the id of this process run (a ULID made at start), the
+// boot_id of every event it produces.
+func BootID() string { return bootID }
+
+// Identify returns p with its event_id (a new ULID) and boot_id set, for
+// the event types (events/...); other payloads are returned unchanged, as
+// is an event that already has an id, so calling it again (the pipeline,
+// then the outbox) keeps the first id. An event's id is made once, when
+// it enters the pipeline or the outbox, and travels with it: a redelivery
+// after a reconnect or a restart carries the same id, a new event a new
+// one.
+func Identify(p Payload) Payload {
+	switch v := p.(type) {
+	case Recognized:
+		v.EventID, v.BootID = ids(v.EventID, v.BootID)
+		return v
+	case Unknown:
+		v.EventID, v.BootID = ids(v.EventID, v.BootID)
+		return v
+	case Enrolled:
+		v.EventID, v.BootID = ids(v.EventID, v.BootID)
+		return v
+	case Deleted:
+		v.EventID, v.BootID = ids(v.EventID, v.BootID)
+		return v
+	case Finetune:
+		v.EventID, v.BootID = ids(v.EventID, v.BootID)
+		return v
+	case Camera:
+		v.EventID, v.BootID = ids(v.EventID, v.BootID)
+		return v
+	}
+	return p
+}
+
+func ids(event, boot string) (string, string) {
+	if event == "" {
+		event = ulid.New()
+	}
+	if boot == "" {
+		boot = bootID
+	}
+	return event, boot
+}
+
 // ClearRetained returns the event that removes a retained topic (an empty
 // retained message), e.g. ClearRetained(PersonStateTopic(id)) after delete.
 func ClearRetained(topic string) (Event, error) {
@@ -128,8 +180,10 @@ func ClearRetained(topic string) (Event, error) {
 // person appearance, not per frame). Topic events/recognized.
 type Recognized struct {
 	Type       string    `json:"type"`             // always "recognized"
+	EventID    string    `json:"event_id"`         // unique id of the event (ULID): the same on a redelivery, so de-duplicate on it
+	BootID     string    `json:"boot_id"`          // id of the edged run that produced it (ULID, new at every start)
 	Camera     string    `json:"camera"`           // camera name from the config
-	Track      uint64    `json:"track"`            // track id, unique per camera and run
+	Track      uint64    `json:"track"`            // track id, unique within a run (boot_id) across every camera and reload
 	PersonID   string    `json:"person_id"`        // stable id of the person
 	Name       string    `json:"name"`             // display name at the time of the event
 	Distance   float64   `json:"distance"`         // distance to the person's nearest cluster (matching space; lower is closer)
@@ -156,6 +210,8 @@ func (p Recognized) MarshalJSON() ([]byte, error) {
 // Unknown: a track of good-quality faces matched nobody. Topic events/unknown.
 type Unknown struct {
 	Type      string `json:"type"`                 // always "unknown"
+	EventID   string `json:"event_id"`             // unique id of the event (ULID): the same on a redelivery, so de-duplicate on it
+	BootID    string `json:"boot_id"`              // id of the edged run that produced it (ULID, new at every start)
 	Camera    string `json:"camera"`               //
 	Track     uint64 `json:"track"`                //
 	UnknownID string `json:"unknown_id,omitempty"` // persistent unknown-face cluster ("unknown-3"); enroll with from_unknown
@@ -192,6 +248,8 @@ func (p Unknown) MarshalJSON() ([]byte, error) {
 // events/enrolled.
 type Enrolled struct {
 	Type         string    `json:"type"`                 // always "enrolled"
+	EventID      string    `json:"event_id"`             // unique id of the event (ULID): the same on a redelivery, so de-duplicate on it
+	BootID       string    `json:"boot_id"`              // id of the edged run that produced it (ULID, new at every start)
 	PersonID     string    `json:"person_id"`            //
 	Name         string    `json:"name"`                 //
 	Created      bool      `json:"created"`              // true when the person is new
@@ -214,7 +272,9 @@ func (p Enrolled) MarshalJSON() ([]byte, error) {
 
 // Deleted: a person and all their samples were removed. Topic events/deleted.
 type Deleted struct {
-	Type      string    `json:"type"` // always "deleted"
+	Type      string    `json:"type"`     // always "deleted"
+	EventID   string    `json:"event_id"` // unique id of the event (ULID): the same on a redelivery, so de-duplicate on it
+	BootID    string    `json:"boot_id"`  // id of the edged run that produced it (ULID, new at every start)
 	PersonID  string    `json:"person_id"`
 	Name      string    `json:"name"`
 	Samples   int       `json:"samples"` // samples removed
@@ -235,6 +295,8 @@ func (p Deleted) MarshalJSON() ([]byte, error) {
 // Finetune: progress and result of a fine-tune job. Topic events/finetune.
 type Finetune struct {
 	Type        string             `json:"type"`                   // always "finetune"
+	EventID     string             `json:"event_id"`               // unique id of the event (ULID): the same on a redelivery, so de-duplicate on it
+	BootID      string             `json:"boot_id"`                // id of the edged run that produced it (ULID, new at every start)
 	JobID       string             `json:"job_id"`                 //
 	State       string             `json:"state"`                  // started | progress | done | rejected | failed
 	Progress    float64            `json:"progress"`               // 0..1
@@ -260,11 +322,13 @@ func (p Finetune) MarshalJSON() ([]byte, error) {
 
 // Camera: a camera source went down or came back. Topic events/camera.
 type Camera struct {
-	Type   string    `json:"type"`             // always "camera"
-	Camera string    `json:"camera"`           //
-	State  string    `json:"state"`            // up | down
-	Reason string    `json:"reason,omitempty"` // why it went down (no URLs or credentials)
-	Time   Timestamp `json:"time"`             //
+	Type    string    `json:"type"`             // always "camera"
+	EventID string    `json:"event_id"`         // unique id of the event (ULID): the same on a redelivery, so de-duplicate on it
+	BootID  string    `json:"boot_id"`          // id of the edged run that produced it (ULID, new at every start)
+	Camera  string    `json:"camera"`           //
+	State   string    `json:"state"`            // up | down
+	Reason  string    `json:"reason,omitempty"` // why it went down (no URLs or credentials)
+	Time    Timestamp `json:"time"`             //
 }
 
 func (Camera) Topic() string  { return TopicCamera }

@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"image"
@@ -68,14 +69,33 @@ func TestNewEvent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%T: decode: %v", tc.p, err)
 		}
-		// The decoded value equals the original with Type filled in.
+		// The decoded value equals the original with Type filled in, and
+		// for events/... an event_id and this run's boot_id.
 		want := reflect.ValueOf(tc.p)
 		cp := reflect.New(want.Type()).Elem()
 		cp.Set(want)
 		cp.FieldByName("Type").SetString(tc.typ)
+		if f := cp.FieldByName("EventID"); f.IsValid() {
+			id := reflect.ValueOf(back).FieldByName("EventID").String()
+			if len(id) != 26 || m["boot_id"] != BootID() {
+				t.Errorf("%T: event_id %q, boot_id %v", tc.p, id, m["boot_id"])
+			}
+			f.SetString(id)
+			cp.FieldByName("BootID").SetString(BootID())
+		}
 		if !reflect.DeepEqual(back, cp.Interface()) {
 			t.Errorf("%T round trip:\n got %+v\nwant %+v", tc.p, back, cp.Interface())
 		}
+	}
+	// An event keeps the id it has (a redelivery, a second NewEvent) and
+	// gets a new one otherwise.
+	a, _ := NewEvent(Identify(Camera{Camera: "c", State: CameraUp}))
+	var first Camera
+	_ = json.Unmarshal(a.Payload, &first)
+	again, _ := NewEvent(first)
+	other, _ := NewEvent(Camera{Camera: "c", State: CameraUp})
+	if !bytes.Equal(a.Payload, again.Payload) || bytes.Equal(a.Payload, other.Payload) {
+		t.Errorf("event ids: %s, %s, %s", a.Payload, again.Payload, other.Payload)
 	}
 	// Times are RFC 3339 milliseconds UTC inside payloads.
 	ev, _ := NewEvent(Recognized{Camera: "c", Time: now, FirstSeen: now})

@@ -59,10 +59,29 @@ var schemaDocs = []schemaDoc{
 	{"reply.json", "reply/<id>", "The reply to every command, on <prefix>/<device>/reply/<id> (reply/_ when the id could not be read) and, through the embedded broker, on the MQTT 5 response topic of the request.", reflect.TypeFor[Reply](), false},
 }
 
+// The event identity fields of every events/... payload.
+var (
+	ulidPattern = "^[0-9A-HJKMNP-TV-Z]{26}$"
+	eventIDDoc  = map[string]any{"pattern": ulidPattern, "description": "Unique id of the event (a ULID, sorts by time): the same on every redelivery (reconnect, restart), a new one for every new event. De-duplicate on it."}
+	bootIDDoc   = map[string]any{"pattern": ulidPattern, "description": "Id of the edged run that produced the event (a ULID, new at every start). Track ids are unique within one boot_id."}
+)
+
 // fieldDocs: descriptions and constraints per "Type.json_name".
 var fieldDocs = map[string]map[string]any{
+	"Recognized.event_id":               eventIDDoc,
+	"Recognized.boot_id":                bootIDDoc,
+	"Unknown.event_id":                  eventIDDoc,
+	"Unknown.boot_id":                   bootIDDoc,
+	"Enrolled.event_id":                 eventIDDoc,
+	"Enrolled.boot_id":                  bootIDDoc,
+	"Deleted.event_id":                  eventIDDoc,
+	"Deleted.boot_id":                   bootIDDoc,
+	"Finetune.event_id":                 eventIDDoc,
+	"Finetune.boot_id":                  bootIDDoc,
+	"Camera.event_id":                   eventIDDoc,
+	"Camera.boot_id":                    bootIDDoc,
 	"Recognized.camera":                 {"description": "Camera name from the config."},
-	"Recognized.track":                  {"description": "Track id, unique per camera and run."},
+	"Recognized.track":                  {"description": "Track id, unique within a run (boot_id) across cameras and reloads; not across runs."},
 	"Recognized.person_id":              {"description": "Stable id of the person."},
 	"Recognized.name":                   {"description": "Display name at the time of the event."},
 	"Recognized.distance":               {"description": "Distance to the person's nearest cluster in the matching space (lower is closer).", "minimum": 0},
@@ -328,6 +347,13 @@ func TestSchemasAcceptRealPayloads(t *testing.T) {
 	for file, vals := range samples {
 		for _, v := range vals {
 			b, err := json.Marshal(v)
+			if pl, ok := v.(Payload); ok {
+				// Published payloads go through NewEvent, which gives
+				// events their event_id and boot_id.
+				var ev Event
+				ev, err = NewEvent(pl)
+				b = ev.Payload
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+
+	"github.com/edged-dev/edged/mqtt"
 )
 
 // JSONLines writes events as JSON lines: each line is the event's MQTT
@@ -39,8 +41,10 @@ func NewJSONLines(w io.Writer, base string) *JSONLines {
 func (j *JSONLines) Name() string { return "jsonl" }
 
 // EventLine is one line of JSONLines: the payload's JSON object with
-// "topic" inserted first.
+// "topic" inserted first. Events carry their event_id and boot_id, as on
+// MQTT.
 func EventLine(base string, p Payload) ([]byte, error) {
+	p = mqtt.Identify(p) // a no-op for events that came through a Pipeline
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("marshal %s: %w", p.Topic(), err)

@@ -15,7 +15,7 @@ func TestJSONLinesIsThePayloadPlusTopic(t *testing.T) {
 	var buf bytes.Buffer
 	j := NewJSONLines(&buf, "edged/pi")
 	at := mqtt.At(MediaEpoch.Add(3250 * time.Millisecond))
-	rec := mqtt.Recognized{Camera: "door", Track: 4, PersonID: "p1", Name: "Franck", Distance: 0.31, Confidence: 0.97, Time: at, FirstSeen: at}
+	rec := mqtt.Identify(mqtt.Recognized{Camera: "door", Track: 4, PersonID: "p1", Name: "Franck", Distance: 0.31, Confidence: 0.97, Time: at, FirstSeen: at}).(mqtt.Recognized)
 	evs := []Event{
 		{Camera: "door", Payload: rec},
 		{Camera: "door", Payload: mqtt.PersonState{PersonID: "p1", Name: "Franck"}}, // retained state: not written
@@ -48,7 +48,7 @@ func TestJSONLinesIsThePayloadPlusTopic(t *testing.T) {
 	if !bytes.Equal(gb, wb) {
 		t.Errorf("payload differs:\n got %s\nwant %s", gb, wb)
 	}
-	for _, k := range []string{"type", "camera", "track", "person_id", "name", "distance", "confidence", "time"} {
+	for _, k := range []string{"type", "event_id", "boot_id", "camera", "track", "person_id", "name", "distance", "confidence", "time"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("line lacks %q", k)
 		}
@@ -64,5 +64,46 @@ func TestLogOutput(t *testing.T) {
 	_ = l.WriteEvents([]Event{{Camera: "door", Payload: mqtt.Recognized{Camera: "door", Track: 2, Name: "Franck", Confidence: 0.9}}})
 	if s := buf.String(); !strings.Contains(s, "msg=recognized") || !strings.Contains(s, "name=Franck") || !strings.Contains(s, "camera=door") {
 		t.Errorf("log: %s", s)
+	}
+}
+
+// TestEventsCarryOneIdentity: events had no id, and subscribers were told
+// to de-duplicate on (camera, track, type), which dropped real events once
+// track ids restarted. Every event now gets an event_id when it enters the
+// pipeline, the same in every output (MQTT outbox, replay lines), new for
+// every event, and never repeated by a second run (a replay twice).
+func TestEventsCarryOneIdentity(t *testing.T) {
+	seen := map[string]bool{}
+	for run := 0; run < 2; run++ {
+		var buf bytes.Buffer
+		var teed []Event
+		p := New(Options{Logger: slog.New(slog.DiscardHandler)}, NewJSONLines(&buf, "edged/pi"), Tee(func(e Event) { teed = append(teed, e) }))
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 50; i++ {
+			p.AddEvent(Event{Camera: "door", Payload: mqtt.Camera{Camera: "door", State: mqtt.CameraUp}})
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+		if len(lines) != 50 || len(teed) != 50 {
+			t.Fatalf("%d lines, %d teed", len(lines), len(teed))
+		}
+		for i, l := range lines {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatal(err)
+			}
+			id, _ := m["event_id"].(string)
+			if len(id) != 26 || seen[id] || m["boot_id"] != mqtt.BootID() {
+				t.Fatalf("run %d line %d: event_id %q (seen before: %v), boot_id %v", run, i, id, seen[id], m["boot_id"])
+			}
+			seen[id] = true
+			if got := teed[i].Payload.(mqtt.Camera).EventID; got != id {
+				t.Fatalf("the outputs disagree on the event id: %s, %s", id, got)
+			}
+		}
 	}
 }

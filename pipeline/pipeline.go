@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edged-dev/edged/internal/metrics"
+	"github.com/edged-dev/edged/mqtt"
 )
 
 // Options configure a Pipeline. Zero values take the documented defaults.
@@ -148,6 +149,10 @@ func (p *Pipeline) AddEvent(e Event) {
 		p.m.eventsLost.With().Inc()
 		return
 	}
+	// The event's identity is made once, here: every output (the outbox,
+	// a replay's JSON lines, the log) and every redelivery carries the
+	// same event_id.
+	e.Payload = mqtt.Identify(e.Payload)
 	p.events <- e
 	t := eventType(e)
 	p.m.events.With(t).Inc()

@@ -112,6 +112,9 @@ func (l *eventList) of(topic string) []Payload {
 func newTestRecognizer(t *testing.T, emb Embedder, o RecognizerOptions) *Recognizer {
 	t.Helper()
 	o.Camera, o.Embedder, o.Gallery, o.MediaClock = "door", emb, testGallery(t), true
+	if o.Tracker.IDs == nil {
+		o.Tracker.IDs = new(gallery.TrackIDs) // ids from 1, as the tests expect
+	}
 	r, err := NewRecognizer(o)
 	if err != nil {
 		t.Fatal(err)
