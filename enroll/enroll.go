@@ -371,6 +371,21 @@ func (e *Enroller) checkTarget(name, personID string) error {
 	return nil
 }
 
+// CommitHook writes records that must commit together with an enrollment
+// (the command de-duplication record of the request that asked for it:
+// package service). It runs inside the enrollment's transaction, after
+// everything else is written; an error aborts the enrollment.
+type CommitHook func(tx *store.Tx, r Result) error
+
+type commitHookKey struct{}
+
+// WithCommitHook returns a context that makes Enroll, EnrollEmbeddings and
+// EnrollUnknown run hook in the enrollment's transaction. It travels in
+// the context because it belongs to one request, not to the Enroller.
+func WithCommitHook(ctx context.Context, hook CommitHook) context.Context {
+	return context.WithValue(ctx, commitHookKey{}, hook)
+}
+
 // commit stores the accepted faces for the person in ONE transaction: the
 // person (created when new), the samples, the person's clusters recomputed
 // over all their samples, the optional events, and the deletion of the
@@ -443,6 +458,11 @@ func (e *Enroller) commit(ctx context.Context, res Result, name, personID string
 		}
 		if e.opts.Events != nil {
 			if err := tx.AppendEvents(e.opts.Events(out)...); err != nil {
+				return err
+			}
+		}
+		if hook, ok := ctx.Value(commitHookKey{}).(CommitHook); ok {
+			if err := hook(tx, out); err != nil {
 				return err
 			}
 		}

@@ -52,9 +52,11 @@ type Client struct {
 	cameras []string // announced to Home Assistant
 	removed []string // cameras whose discovery must be cleared
 
-	recentMu sync.Mutex
-	recent   map[string]*recentCall // command+id -> reply, for redelivered (DUP) commands
-	order    []string
+	// inflight are the commands with side effects running now, by
+	// command and id: a repeat that arrives meanwhile waits for the
+	// first's reply (at most Workers + QueueSize entries).
+	inflightMu sync.Mutex
+	inflight   map[string]*recentCall
 
 	stats counters
 }
@@ -66,6 +68,7 @@ type counters struct {
 	Connects    atomic.Uint64 // successful connections
 	Commands    atomic.Uint64 // commands received
 	Busy        atomic.Uint64 // commands answered "busy"
+	Repeats     atomic.Uint64 // repeated commands answered with their first reply
 	ReplyErrors atomic.Uint64 // replies that could not be published
 }
 
@@ -76,6 +79,7 @@ type StatsSnapshot struct {
 	Connects    uint64 // successful connections
 	Commands    uint64 // command messages received
 	Busy        uint64 // commands answered "busy"
+	Repeats     uint64 // repeated commands (same command and id) answered with their first reply
 	ReplyErrors uint64 // replies that could not be published
 	Connected   bool   // connected now
 }
@@ -99,13 +103,14 @@ func (s *session) end() { s.once.Do(func() { close(s.lost) }) }
 
 type job struct {
 	call Call
-	dup  bool // MQTT redelivery of a message this client may have seen
 	stop bool // worker stop sentinel (queued behind the real jobs)
 }
 
+// recentCall is a command with side effects in progress; raw is its reply
+// once done is closed.
 type recentCall struct {
-	done  chan struct{}
-	reply Reply
+	done chan struct{}
+	raw  []byte
 }
 
 // New checks the options and builds a client; nothing connects before
@@ -125,16 +130,16 @@ func New(opts Options, outbox Outbox, router *Router) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		opts:    opts,
-		topics:  topics,
-		outbox:  outbox,
-		router:  router,
-		log:     opts.Logger.With("component", "mqtt", "broker", redactURL(opts.Broker)),
-		jobs:    make(chan job, opts.QueueSize),
-		closing: make(chan struct{}),
-		cameras: append([]string(nil), opts.HomeAssistant.Cameras...),
-		recent:  map[string]*recentCall{},
-		sess:    newSession(),
+		opts:     opts,
+		topics:   topics,
+		outbox:   outbox,
+		router:   router,
+		log:      opts.Logger.With("component", "mqtt", "broker", redactURL(opts.Broker)),
+		jobs:     make(chan job, opts.QueueSize),
+		closing:  make(chan struct{}),
+		cameras:  append([]string(nil), opts.HomeAssistant.Cameras...),
+		inflight: map[string]*recentCall{},
+		sess:     newSession(),
 	}
 	c.sess.end()
 	c.workerCtx, c.stopWorkers = context.WithCancel(context.Background())
@@ -179,6 +184,7 @@ func (c *Client) Stats() StatsSnapshot {
 		Connects:    c.stats.Connects.Load(),
 		Commands:    c.stats.Commands.Load(),
 		Busy:        c.stats.Busy.Load(),
+		Repeats:     c.stats.Repeats.Load(),
 		ReplyErrors: c.stats.ReplyErrors.Load(),
 		Connected:   c.Connected(),
 	}
@@ -213,9 +219,33 @@ func (c *Client) Start() error {
 		c.workersWG.Add(1)
 		go c.worker()
 	}
-	c.runWG.Add(1)
+	c.runWG.Add(2)
 	go c.run()
+	go c.pruneCommands()
 	return nil
+}
+
+// pruneEvery is how often the command log forgets replies past DedupTTL.
+const pruneEvery = time.Hour
+
+// pruneCommands forgets, at start and then every hour, the replies older
+// than DedupTTL, so the command log stays bounded.
+func (c *Client) pruneCommands() {
+	defer c.runWG.Done()
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		if n, err := c.opts.Dedup.Prune(time.Now().Add(-c.opts.DedupTTL)); err != nil {
+			c.log.Warn("command log: pruning old replies failed", "err", err)
+		} else if n > 0 {
+			c.log.Debug("command log: old replies forgotten", "replies", n)
+		}
+		select {
+		case <-c.closing:
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // WaitConnected blocks until the client is connected, subscribed to
@@ -633,7 +663,7 @@ func (c *Client) onCommand(_ paho.Client, m paho.Message) {
 		return
 	}
 	select {
-	case c.jobs <- job{call: call, dup: m.Duplicate()}:
+	case c.jobs <- job{call: call}:
 	default:
 		c.stats.Busy.Add(1)
 		c.log.Warn("command queue full; answering busy", "command", name, "id", call.ID)
@@ -684,58 +714,84 @@ func (c *Client) worker() {
 	}
 }
 
-// serve runs one command and publishes its reply. A redelivered (DUP)
-// command whose id this client already handled gets the same reply again
-// without running twice.
+// serve runs one command and publishes its reply. A command with side
+// effects (Router.HandleOnce) runs once per (command, id) within DedupTTL,
+// whatever the MQTT DUP flag: a repeat gets the first reply again, from
+// the command log, or, while the first still runs, once it is done.
 func (c *Client) serve(j job) {
 	call := j.call
-	key := call.Command + "\x00" + call.ID
-	if call.Err() == nil && call.idOK {
-		c.recentMu.Lock()
-		prev, seen := c.recent[key]
-		if seen && j.dup {
-			c.recentMu.Unlock()
-			<-prev.done
-			c.log.Info("redelivered command answered from the previous run", "command", call.Command, "id", call.ID)
-			c.reply(call.ReplyTo(), prev.reply)
-			return
-		}
-		rc := &recentCall{done: make(chan struct{})}
-		c.remember(key, rc)
-		c.recentMu.Unlock()
-		defer close(rc.done)
-		ctx, cancel := context.WithTimeout(c.workerCtx, c.opts.CommandTimeout)
-		rc.reply = c.router.Run(ctx, call)
-		cancel()
-		c.reply(call.ReplyTo(), rc.reply)
+	if call.Err() != nil || !call.idOK || !c.router.Once(call.Command) {
+		c.publishReply(call.ReplyTo(), call.ID, c.runCall(call))
 		return
 	}
-	c.reply(call.ReplyTo(), c.router.Run(c.workerCtx, call))
+	key := dedupKey(call.Command, call.ID)
+	c.inflightMu.Lock()
+	if prev, running := c.inflight[key]; running {
+		c.inflightMu.Unlock()
+		<-prev.done
+		c.stats.Repeats.Add(1)
+		c.log.Info("repeated command answered with the first one's reply", "command", call.Command, "id", call.ID)
+		c.publishReply(call.ReplyTo(), call.ID, prev.raw)
+		return
+	}
+	rc := &recentCall{done: make(chan struct{})}
+	c.inflight[key] = rc
+	c.inflightMu.Unlock()
+	defer func() {
+		c.inflightMu.Lock()
+		delete(c.inflight, key)
+		c.inflightMu.Unlock()
+		close(rc.done)
+	}()
+
+	if raw, at, found, err := c.opts.Dedup.Reply(call.Command, call.ID); err != nil {
+		// Without the log the command may run twice: say so, and run it
+		// (refusing would make every command fail while the store does).
+		c.log.Warn("command log unreadable: a repeated command may run again", "command", call.Command, "id", call.ID, "err", err)
+	} else if found && time.Since(at) < c.opts.DedupTTL {
+		rc.raw = raw
+		c.stats.Repeats.Add(1)
+		c.log.Info("repeated command answered with its first reply", "command", call.Command, "id", call.ID, "answered", at)
+		c.publishReply(call.ReplyTo(), call.ID, raw)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.workerCtx, c.opts.CommandTimeout)
+	reply := c.router.Run(ctx, call)
+	cancel()
+	rc.raw = c.marshalReply(reply)
+	if reply.OK {
+		if err := c.opts.Dedup.Remember(call.Command, call.ID, rc.raw, time.Now()); err != nil {
+			c.log.Warn("command log: reply not remembered; a repeat would run again", "command", call.Command, "id", call.ID, "err", err)
+		}
+	}
+	c.publishReply(call.ReplyTo(), call.ID, rc.raw)
 }
 
-// remember keeps the last 256 command ids (recentMu held).
-func (c *Client) remember(key string, rc *recentCall) {
-	if _, ok := c.recent[key]; !ok {
-		c.order = append(c.order, key)
-	}
-	c.recent[key] = rc
-	if len(c.order) > 256 {
-		delete(c.recent, c.order[0])
-		c.order = c.order[1:]
-	}
+// runCall runs a command that is not de-duplicated and marshals its reply.
+func (c *Client) runCall(call Call) []byte {
+	ctx, cancel := context.WithTimeout(c.workerCtx, c.opts.CommandTimeout)
+	defer cancel()
+	return c.marshalReply(c.router.Run(ctx, call))
 }
 
 // reply publishes a reply on <base>/reply/<to>.
-func (c *Client) reply(to string, r Reply) {
+func (c *Client) reply(to string, r Reply) { c.publishReply(to, r.ID, c.marshalReply(r)) }
+
+func (c *Client) marshalReply(r Reply) []byte {
 	b, err := json.Marshal(r)
 	if err != nil {
 		c.log.Error("reply does not marshal", "id", r.ID, "err", err)
 		b, _ = json.Marshal(Reply{ID: r.ID, Error: &ReplyError{Code: CodeInternal, Message: "internal error (see edged's log)"}})
 	}
+	return b
+}
+
+// publishReply publishes a marshalled reply on <base>/reply/<to>.
+func (c *Client) publishReply(to, id string, b []byte) {
 	tok := c.pc.Publish(c.topics.Reply(to), 1, false, b)
 	if !tok.WaitTimeout(c.opts.PublishTimeout) || tok.Error() != nil {
 		c.stats.ReplyErrors.Add(1)
-		c.log.Warn("reply not published", "id", r.ID, "err", tok.Error())
+		c.log.Warn("reply not published", "id", id, "err", tok.Error())
 	}
 }
 

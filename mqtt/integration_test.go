@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -672,8 +673,10 @@ func TestBusy(t *testing.T) {
 	}
 }
 
-// TestRedeliveredCommand: a command the broker redelivers (DUP) with an id
-// this client already served is answered again without running twice.
+// TestRedeliveredCommand: a command with side effects sent again with an
+// id this client already served is answered with the first reply without
+// running twice, with or without the DUP flag; a read-only command and a
+// failed one run again.
 func TestRedeliveredCommand(t *testing.T) {
 	svc := newFakeService()
 	r := NewServiceRouter(svc, Limits{}, nil)
@@ -684,14 +687,99 @@ func TestRedeliveredCommand(t *testing.T) {
 	defer c.Close()
 	payload := []byte(`{"id":"x1","name":"Dup","images":["` + b64(testPNG(t, 64, 64)) + `"]}`)
 	c.serve(job{call: r.Decode(CmdEnroll, payload)})
-	c.serve(job{call: r.Decode(CmdEnroll, payload), dup: true})
-	if n := len(svc.Calls()); n != 1 {
-		t.Errorf("redelivered enroll ran %d times", n)
-	}
-	// The same id without the DUP flag is a new request (clients may reuse
-	// ids).
 	c.serve(job{call: r.Decode(CmdEnroll, payload)})
-	if n := len(svc.Calls()); n != 2 {
-		t.Errorf("reused id ran %d times in total, want 2", n)
+	if n := len(svc.Calls()); n != 1 {
+		t.Errorf("repeated enroll ran %d times", n)
+	}
+	if st := c.Stats(); st.Repeats != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	for _, p := range []string{`{"id":"l1"}`, `{"id":"l1"}`} {
+		c.serve(job{call: r.Decode(CmdList, []byte(p))})
+	}
+	bad := []byte(`{"id":"x2","name":"NoFace","images":["` + b64(testPNG(t, 64, 64)) + `"]}`)
+	c.serve(job{call: r.Decode(CmdEnroll, bad)})
+	c.serve(job{call: r.Decode(CmdEnroll, bad)})
+	if got := svc.Calls(); len(got) != 5 {
+		t.Errorf("calls %v: want enroll once, list twice, the failed enroll twice", got)
+	}
+}
+
+// TestRepeatedCommandWithoutDUP: the same enroll sent twice with "id":"dup1"
+// (no DUP flag: a broker does not pass it on to subscribers) used to
+// enroll twice (6 samples); it now gives one person with 3 samples and two
+// identical replies, also when the repeat comes after a restart of the
+// client with the same command log (the daemon's is in the store).
+func TestRepeatedCommandWithoutDUP(t *testing.T) {
+	forEachBroker(t, func(t *testing.T, env brokerEnv) {
+		svc := newFakeService()
+		log := NewMemCommandLog(0)
+		start := func() *Client {
+			c := startClient(t, env.url, NewMemOutbox(), NewServiceRouter(svc, Limits{}, testLogger(t)), func(o *Options) {
+				env.withCreds(o)
+				o.Dedup = log
+			})
+			waitConnected(t, c)
+			return c
+		}
+		c := start()
+		tp := c.Topics()
+		tc := newTestClient(t, env.url, testClientOpts{clean: true, filters: []string{tp.Full("reply/#")}})
+		png64 := b64(testPNG(t, 64, 64))
+		payload := []byte(`{"id":"dup1","name":"Dup","images":["` + png64 + `","` + png64 + `","` + png64 + `"]}`)
+		var replies [][]byte
+		send := func() {
+			t.Helper()
+			from := tc.count()
+			tc.publish(tp.Command(CmdEnroll), payload)
+			m, _ := tc.waitFor(from, 20*time.Second, "reply", onTopic(tp.Reply("dup1")))
+			replies = append(replies, m.payload)
+		}
+		send()
+		send()
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		start()
+		send()
+		if got := svc.State(); got != "p1=Dup/3;" {
+			t.Errorf("state %q: want one person with 3 samples", got)
+		}
+		if n := len(svc.Calls()); n != 1 {
+			t.Errorf("the enroll ran %d times", n)
+		}
+		for i, r := range replies {
+			if !bytes.Equal(r, replies[0]) {
+				t.Errorf("reply %d differs:\n%s\n%s", i, r, replies[0])
+			}
+		}
+		if !*parseReply(t, replies[0]).OK {
+			t.Errorf("reply %s", replies[0])
+		}
+	})
+}
+
+// TestRepeatWhileRunning: a repeat that arrives while the first still runs
+// (two workers) waits for it and gets its reply.
+func TestRepeatWhileRunning(t *testing.T) {
+	svc := newFakeService()
+	r := NewServiceRouter(svc, Limits{}, nil)
+	c, err := New(Options{Broker: "tcp://127.0.0.1:1", Device: "d", PublishTimeout: 100 * time.Millisecond, Workers: 2}, NewMemOutbox(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	payload := []byte(`{"id":"x1","name":"Dup","images":["` + b64(testPNG(t, 64, 64)) + `"]}`)
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.serve(job{call: r.Decode(CmdEnroll, payload)}) }()
+	}
+	wg.Wait()
+	if n := len(svc.Calls()); n != 1 || svc.State() != "p1=Dup/1;" {
+		t.Errorf("4 concurrent copies ran %d times: %s", n, svc.State())
+	}
+	if st := c.Stats(); st.Repeats != 3 {
+		t.Errorf("repeats %d", st.Repeats)
 	}
 }

@@ -49,6 +49,15 @@ type Options struct {
 	Workers        int           `yaml:"workers"`         // command workers; default 1 (commands run in order)
 	QueueSize      int           `yaml:"queue_size"`      // commands waiting for a worker; more are answered "busy"; default 16
 	CommandTimeout time.Duration `yaml:"command_timeout"` // per command; default 2m
+	// DedupTTL is how long the first reply of a command with side effects
+	// (Router.HandleOnce) is kept to answer a repeat of the same (command,
+	// id) without running it again. Default 24h: longer than any client
+	// retries, short enough that ids may be reused the next day.
+	DedupTTL time.Duration `yaml:"dedup_ttl"`
+	// Dedup keeps those replies. Default: NewMemCommandLog (not durable);
+	// the daemon passes the store's, so a repeat after a restart is
+	// recognised too.
+	Dedup CommandLog `yaml:"-"`
 
 	HomeAssistant HomeAssistantOptions `yaml:"home_assistant"`
 
@@ -103,6 +112,10 @@ func (o Options) withDefaults() Options {
 	dur(&o.PollInterval, 2*time.Second)
 	dur(&o.DrainTimeout, 5*time.Second)
 	dur(&o.CommandTimeout, 2*time.Minute)
+	dur(&o.DedupTTL, 24*time.Hour)
+	if o.Dedup == nil {
+		o.Dedup = NewMemCommandLog(0)
+	}
 	num := func(v *int, def int) {
 		if *v <= 0 {
 			*v = def

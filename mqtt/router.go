@@ -50,16 +50,18 @@ type Service interface {
 }
 
 // NewServiceRouter returns a router with the eight standard commands bound
-// to svc.
+// to svc; enroll, delete, rename, feedback and finetune are de-duplicated
+// (HandleOnce).
 func NewServiceRouter(svc Service, l Limits, log *slog.Logger) *Router {
 	r := NewRouter(l, log)
-	r.Handle(CmdEnroll, Command(svc.Enroll))
-	r.Handle(CmdDelete, Command(svc.Delete))
-	r.Handle(CmdRename, Command(svc.Rename))
+	// Every command with a side effect runs once per (command, id).
+	r.HandleOnce(CmdEnroll, Command(svc.Enroll))
+	r.HandleOnce(CmdDelete, Command(svc.Delete))
+	r.HandleOnce(CmdRename, Command(svc.Rename))
+	r.HandleOnce(CmdFeedback, Command(svc.Feedback))
+	r.HandleOnce(CmdFinetune, Command(svc.Finetune))
 	r.Handle(CmdList, Command(svc.List))
 	r.Handle(CmdGet, Command(svc.Get))
-	r.Handle(CmdFeedback, Command(svc.Feedback))
-	r.Handle(CmdFinetune, Command(svc.Finetune))
 	r.Handle(CmdStatus, Command(svc.Status))
 	return r
 }
@@ -174,6 +176,7 @@ func jsonFields(t reflect.Type) map[string]bool {
 type Router struct {
 	limits   Limits
 	handlers map[string]Handler
+	once     map[string]bool // commands with side effects: de-duplicated
 	log      *slog.Logger
 }
 
@@ -183,8 +186,20 @@ func NewRouter(l Limits, log *slog.Logger) *Router {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Router{limits: l.withDefaults(), handlers: map[string]Handler{}, log: log}
+	return &Router{limits: l.withDefaults(), handlers: map[string]Handler{}, once: map[string]bool{}, log: log}
 }
+
+// HandleOnce registers h for a command with side effects: the Client runs
+// it once per (command, request id) within Options.DedupTTL, and answers
+// a repeat with the first reply (see CommandLog). Read-only commands use
+// Handle, so a reused id gets fresh data.
+func (r *Router) HandleOnce(name string, h Handler) {
+	r.Handle(name, h)
+	r.once[name] = true
+}
+
+// Once reports whether a command was registered with HandleOnce.
+func (r *Router) Once(name string) bool { return r.once[name] }
 
 // Handle registers h for the command name. It panics on an invalid or
 // duplicate name, as these are programming errors.

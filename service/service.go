@@ -173,6 +173,7 @@ func (s *Service) personState(id, name string) mqtt.PersonState {
 func (s *Service) Enroll(ctx context.Context, req mqtt.EnrollRequest) (mqtt.EnrollResult, error) {
 	var res enroll.Result
 	var err error
+	ctx = rememberEnroll(ctx, req.ID)
 	switch {
 	case len(req.Images) > 0:
 		imgs := make([]enroll.Image, len(req.Images))
@@ -208,8 +209,7 @@ func (s *Service) Enroll(ctx context.Context, req mqtt.EnrollRequest) (mqtt.Enro
 	if s.o.Finetune != nil {
 		s.o.Finetune.Trigger()
 	}
-	return mqtt.EnrollResult{PersonID: res.PersonID, Name: res.Name, Created: res.Created,
-		SamplesAdded: res.Accepted, SamplesTotal: res.Samples}, nil
+	return enrollResult(res), nil
 }
 
 func (s *Service) enrollLocked(requestID, source string, fn func() (enroll.Result, error)) (enroll.Result, error) {

@@ -23,8 +23,22 @@ type CommandReply struct {
 	Time  time.Time `json:"time"`  // when the command was answered
 }
 
+// validSegment is what a command name or request id may be in a key: 1-128
+// bytes (an MQTT request id's limit), no '/' and no control characters.
+func validSegment(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '/' || c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 func commandKey(command, id string) ([]byte, error) {
-	if !validID(command) || !validID(id) {
+	if !validSegment(command) || !validSegment(id) {
 		return nil, fmt.Errorf("command record %q/%q: invalid command or id", command, id)
 	}
 	return []byte(prefixCommand + command + "/" + id), nil
