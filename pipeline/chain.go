@@ -39,7 +39,8 @@ type Chain struct {
 }
 
 type stageState struct {
-	busy    atomic.Int64 // unix nanos since the stage works on a frame, 0 idle
+	busy    atomic.Int64 // unix nanos (Options.Clock) since the stage works on a frame, 0 idle
+	blocked atomic.Int64 // unix nanos since it waits for room in the event queue, 0 not
 	latency metrics.Histogram
 	errors  metrics.Counter
 }
@@ -193,6 +194,7 @@ func (c *Chain) runProcessor(i int, in <-chan *Frame, out chan<- *Frame) {
 	pr := c.cam.Processors[i]
 	st := c.stages[i]
 	log := c.p.log.With("camera", c.cam.Name, "stage", c.stageNames[i])
+	acc := accumulator{p: c.p, camera: c.cam.Name, st: st}
 	failed := false
 	var tick <-chan time.Time
 	ticker, isTicker := pr.(Ticker)
@@ -224,7 +226,7 @@ func (c *Chain) runProcessor(i int, in <-chan *Frame, out chan<- *Frame) {
 		case f, ok := <-in:
 			if !ok {
 				if fl, ok := pr.(Flusher); ok && !failed {
-					handle(fl.Flush(c.acc))
+					handle(fl.Flush(acc))
 				}
 				return
 			}
@@ -233,8 +235,8 @@ func (c *Chain) runProcessor(i int, in <-chan *Frame, out chan<- *Frame) {
 				continue
 			}
 			t0 := time.Now()
-			st.busy.Store(t0.UnixNano())
-			err := pr.Process(f, c.acc)
+			st.busy.Store(c.p.now().UnixNano())
+			err := pr.Process(f, acc)
 			st.busy.Store(0)
 			st.latency.Observe(time.Since(t0).Seconds())
 			lastFrame = time.Now()
@@ -248,7 +250,7 @@ func (c *Chain) runProcessor(i int, in <-chan *Frame, out chan<- *Frame) {
 			if failed || now.Sub(lastFrame) < tickEvery/2 {
 				continue
 			}
-			handle(ticker.Tick(now, c.acc))
+			handle(ticker.Tick(now, acc))
 		}
 	}
 }
@@ -257,7 +259,7 @@ func (c *Chain) runOutputs(in <-chan *Frame, st *stageState) {
 	log := c.p.log.With("camera", c.cam.Name, "stage", "output")
 	for f := range in {
 		t0 := time.Now()
-		st.busy.Store(t0.UnixNano())
+		st.busy.Store(c.p.now().UnixNano())
 		for _, o := range c.cam.Outputs {
 			if err := o.WriteFrame(f); err != nil {
 				st.errors.Inc()

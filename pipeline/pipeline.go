@@ -27,9 +27,14 @@ type Options struct {
 	// output; the events it then gives up on are logged and counted in
 	// edged_events_lost_total. Default 10s.
 	DrainTimeout time.Duration
-	// StuckAfter is how long a stage may work on one frame or batch before
-	// Healthy reports it stuck. Default 60s.
+	// StuckAfter is how long a stage may work on one frame (not counting
+	// waits for room in the event queue), or an event output's call may
+	// take, before Healthy reports a hang. An output that fails and is
+	// retried is not a hang. Default 60s.
 	StuckAfter time.Duration
+	// Clock is the time Healthy measures with. Default time.Now; tests
+	// inject a fake one.
+	Clock func() time.Time `yaml:"-"`
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 	// Metrics is where the pipeline registers its series; nil: a private
@@ -55,6 +60,9 @@ func (o *Options) fill() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.NewRegistry()
@@ -96,7 +104,9 @@ type Pipeline struct {
 	writerDone   chan struct{}
 	writerErr    error
 	closing      atomic.Int64 // unix nanos when Close began draining, 0 before
-	writerBusy   atomic.Int64 // unix nanos since the writer works on a batch, 0 idle
+
+	wmu    sync.Mutex
+	wstate OutputHealth // the writer's current call and retries
 
 	countMu     sync.Mutex
 	eventCounts map[string]uint64
@@ -260,27 +270,7 @@ func (p *Pipeline) Close() error {
 	return p.writerErr
 }
 
-// Healthy returns an error naming a stage that has been working on one
-// frame (or the event writer on one batch) longer than StuckAfter: the
-// watchdog stops pinging and /healthz fails, so systemd restarts a daemon
-// that hangs.
-func (p *Pipeline) Healthy() error {
-	now := time.Now().UnixNano()
-	stuck := int64(p.opts.StuckAfter)
-	if b := p.writerBusy.Load(); b != 0 && now-b > stuck {
-		return fmt.Errorf("event output stuck for %v", time.Duration(now-b).Round(time.Second))
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.chains {
-		for i, st := range c.stages {
-			if b := st.busy.Load(); b != 0 && now-b > stuck {
-				return fmt.Errorf("camera %s: stage %s stuck for %v", c.cam.Name, c.stageNames[i], time.Duration(now-b).Round(time.Second))
-			}
-		}
-	}
-	return nil
-}
+func (p *Pipeline) now() time.Time { return p.opts.Clock() }
 
 // Run starts a pipeline for a fixed set of cameras, waits until every
 // source has ended (end of file) or ctx is cancelled, and closes it. A
@@ -328,11 +318,9 @@ func (p *Pipeline) writeEvents() {
 				break fill
 			}
 		}
-		p.writerBusy.Store(time.Now().UnixNano())
 		for _, o := range p.outputs {
 			p.writeWithRetry(o, batch)
 		}
-		p.writerBusy.Store(0)
 	}
 	p.writerErr = p.closeOutputs()
 }
@@ -353,8 +341,26 @@ func (p *Pipeline) closeOutputs() error {
 func (p *Pipeline) writeWithRetry(o EventOutput, batch []Event) {
 	backoff := 50 * time.Millisecond
 	start := time.Now()
+	name := stageName(o)
+	defer func() {
+		p.wmu.Lock()
+		p.wstate = OutputHealth{}
+		p.wmu.Unlock()
+	}()
 	for attempt := 1; ; attempt++ {
+		p.wmu.Lock()
+		p.wstate.Name, p.wstate.CallSince = name, p.now()
+		p.wmu.Unlock()
 		err := o.WriteEvents(batch)
+		p.wmu.Lock()
+		p.wstate.CallSince = time.Time{}
+		if err != nil {
+			if p.wstate.FailingSince.IsZero() {
+				p.wstate.FailingSince = p.now()
+			}
+			p.wstate.Attempts, p.wstate.LastErr = attempt, err
+		}
+		p.wmu.Unlock()
 		if err == nil {
 			if attempt > 1 {
 				p.log.Info("event output recovered", "output", stageName(o), "attempts", attempt, "after", time.Since(start).Round(time.Millisecond))
@@ -408,15 +414,30 @@ func eventType(e Event) string {
 	return t
 }
 
-// accumulator stamps the camera on events and forwards them.
+// accumulator stamps the camera on events and forwards them. st, when
+// set, is the stage that calls it: the time it waits for room in the event
+// queue is marked, so Healthy does not take backpressure from a retrying
+// output for a hung stage.
 type accumulator struct {
 	p      *Pipeline
 	camera string
+	st     *stageState
 }
 
 func (a accumulator) AddEvent(e Event) {
 	if e.Camera == "" {
 		e.Camera = a.camera
 	}
+	if a.st == nil || len(a.p.events) < cap(a.p.events) {
+		a.p.AddEvent(e)
+		return
+	}
+	t0 := a.p.now().UnixNano()
+	a.st.blocked.Store(t0)
 	a.p.AddEvent(e)
+	a.st.blocked.Store(0)
+	// The wait was not work: move the frame's start forward by it.
+	if b := a.st.busy.Load(); b != 0 {
+		a.st.busy.Store(b + (a.p.now().UnixNano() - t0))
+	}
 }

@@ -120,13 +120,14 @@ type Recognizer struct {
 	o  RecognizerOptions
 	tr *gallery.Tracker
 
-	// mu guards the state: Process, Tick and Flush run on the camera's
-	// goroutine, TrackEmbeddings on a command worker.
+	// mu guards the track state: Process, Tick and Flush run on the
+	// camera's goroutine, TrackEmbeddings on a command worker. It is never
+	// held across Embed, a store write or AddEvent (see Process).
 	mu       sync.Mutex
 	state    map[uint64]*trackState
 	ended    []uint64 // ended tracks, oldest first, kept for feedback
 	maxTrack uint64
-	now      time.Time
+	now      time.Time // the camera goroutine's clock (not guarded)
 
 	faces, embedded, skipped, nTracks, recognized, unknown metrics.Counter
 	embedLatency                                           metrics.Histogram
@@ -184,10 +185,13 @@ func (r *Recognizer) clock(f *Frame) time.Time {
 	return f.Time
 }
 
-// Process implements Processor.
+// Process implements Processor. The slow calls (Embed, which waits for
+// the shared batch; AssignUnknown, a store write; AddEvent, which blocks
+// while the event queue is full) run without r.mu: it only guards the
+// track state that TrackEmbeddings reads from the command worker, which
+// must never wait for a stalled pipeline. The tracker itself is only used
+// from the camera's goroutine (Process, Tick, Flush).
 func (r *Recognizer) Process(f *Frame, acc Accumulator) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	now := r.clock(f)
 	if now.Before(r.now) {
 		now = r.now // the tracker wants time to increase
@@ -235,21 +239,37 @@ func (r *Recognizer) Process(f *Frame, acc Accumulator) error {
 		dets[i] = gallery.Detection{Box: fc.Box, Quality: fc.Quality.Score, Embedding: fc.Embedding}
 	}
 	up := r.tr.Update(now, dets)
-	r.apply(up, acc)
+	r.emit(r.apply(up), acc)
+	r.mu.Lock()
 	for i := range f.Faces {
-		id := up.Tracks[i]
-		f.Faces[i].Track = id
+		f.Faces[i].Track = up.Tracks[i]
 		r.label(&f.Faces[i])
-		if tap != nil && f.Faces[i].Embedding != nil {
-			tap(r.o.Camera, id, f.Faces[i].Face, f.Faces[i].Embedding)
+	}
+	r.mu.Unlock()
+	if tap != nil {
+		for i := range f.Faces {
+			if f.Faces[i].Embedding != nil {
+				tap(r.o.Camera, f.Faces[i].Track, f.Faces[i].Face, f.Faces[i].Embedding)
+			}
 		}
 	}
 	return nil
 }
 
-// apply publishes the decisions of a tracker update and records ended
-// tracks (r.mu held).
-func (r *Recognizer) apply(up gallery.Update, acc Accumulator) {
+// publication is a decision to publish, collected under r.mu and
+// published (with its unknown identity assigned) without it.
+type publication struct {
+	d     gallery.Decision
+	known bool
+	st    *trackState
+}
+
+// apply records the decisions of a tracker update and the ended tracks in
+// the track state, under r.mu, and returns the decisions to publish.
+func (r *Recognizer) apply(up gallery.Update) []publication {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var pubs []publication
 	for _, id := range up.Tracks {
 		if id > r.maxTrack {
 			r.maxTrack = id
@@ -275,11 +295,7 @@ func (r *Recognizer) apply(up gallery.Update, acc Accumulator) {
 			continue
 		}
 		st.decided, st.known, st.match = true, known, d.Match
-		if known {
-			r.publishRecognized(d, acc)
-		} else {
-			r.publishUnknown(d, st, acc)
-		}
+		pubs = append(pubs, publication{d: d, known: known, st: st})
 	}
 	for _, e := range up.Ended {
 		r.ended = append(r.ended, e.Track)
@@ -287,6 +303,18 @@ func (r *Recognizer) apply(up gallery.Update, acc Accumulator) {
 			old := r.ended[0]
 			r.ended = r.ended[1:]
 			delete(r.state, old)
+		}
+	}
+	return pubs
+}
+
+// emit publishes the decisions (r.mu not held).
+func (r *Recognizer) emit(pubs []publication, acc Accumulator) {
+	for _, p := range pubs {
+		if p.known {
+			r.publishRecognized(p.d, acc)
+		} else {
+			r.publishUnknown(p.d, p.st, acc)
 		}
 	}
 }
@@ -335,12 +363,19 @@ func (r *Recognizer) publishRecognized(d gallery.Decision, acc Accumulator) {
 
 func (r *Recognizer) publishUnknown(d gallery.Decision, st *trackState, acc Accumulator) {
 	r.unknown.Inc()
-	if r.o.Unknowns != nil && st.unknownID == "" {
+	r.mu.Lock()
+	unknownID := st.unknownID
+	r.mu.Unlock()
+	if r.o.Unknowns != nil && unknownID == "" {
+		// A store write: outside r.mu (only this goroutine sets it).
 		id, err := r.o.Unknowns.AssignUnknown(r.o.Camera, d.Faces)
 		if err != nil {
 			r.o.Logger.Warn("unknown face not clustered", "camera", r.o.Camera, "track", d.Track, "err", err)
 		}
+		unknownID = id
+		r.mu.Lock()
 		st.unknownID = id
+		r.mu.Unlock()
 	}
 	m := d.Match
 	dist := m.Distance
@@ -348,7 +383,7 @@ func (r *Recognizer) publishUnknown(d gallery.Decision, st *trackState, acc Accu
 		dist = 2 // empty gallery: as far as unit vectors get
 	}
 	acc.AddEvent(Event{Camera: r.o.Camera, Payload: mqtt.Unknown{
-		Camera: r.o.Camera, Track: d.Track, UnknownID: st.unknownID,
+		Camera: r.o.Camera, Track: d.Track, UnknownID: unknownID,
 		NearestPersonID: m.PersonID, NearestName: m.Name, Distance: round4(dist), Confidence: round4(m.Confidence),
 		Box: mqtt.BoxOf(d.Box), Quality: bestQuality(d.Faces), Frames: len(d.Faces),
 		FirstSeen: mqtt.At(d.First), Time: mqtt.At(d.Time), Model: r.model(), Source: r.o.Source,
@@ -376,27 +411,25 @@ func (r *Recognizer) Tick(now time.Time, acc Accumulator) error {
 	if r.o.MediaClock {
 		return nil // media time does not pass without frames
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if now.Before(r.now) {
 		return nil
 	}
 	r.now = now
-	r.apply(r.tr.Update(now, nil), acc)
+	r.emit(r.apply(r.tr.Update(now, nil)), acc)
 	return nil
 }
 
 // Flush implements Flusher: the input ended (end of a file, shutdown), so
 // every track ends and the undecided ones with good faces are decided.
 func (r *Recognizer) Flush(acc Accumulator) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.apply(r.tr.Flush(), acc)
+	r.emit(r.apply(r.tr.Flush()), acc)
 	return nil
 }
 
 // TrackEmbeddings returns the raw embeddings of a decided track's faces
-// (running, or among the last 256 ended), for feedback commands.
+// (running, or among the last 256 ended), for feedback commands. It only
+// waits for r.mu, which no slow call holds: a stalled pipeline (an
+// embedder or event queue that blocks) does not stall the command.
 func (r *Recognizer) TrackEmbeddings(id uint64) ([][]float32, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
