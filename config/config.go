@@ -94,6 +94,10 @@ type MQTT struct {
 	Discovery       *bool         `yaml:"discovery"`        // Home Assistant discovery, default true
 	DiscoveryPrefix string        `yaml:"discovery_prefix"` // default "homeassistant"
 	MaxPayload      int           `yaml:"max_payload"`      // largest command accepted, bytes, default 16 MiB
+	// DedupTTL is how long the first reply of a command with side effects
+	// is kept, so that a repeat of the same (command, id) is answered with
+	// it instead of running again (mqtt.Options.DedupTTL). Default 24h.
+	DedupTTL time.Duration `yaml:"dedup_ttl"`
 }
 
 // Store configures the Badger store.
@@ -119,6 +123,31 @@ type Store struct {
 	// letting Badger's memory-mapped files hit a full disk (which would kill
 	// the process). Default 128; 0 turns the check off (not recommended).
 	MinFreeMB int `yaml:"min_free_mb"`
+	// OutboxMaxMB bounds the outbox (events waiting for the broker), MiB:
+	// past it the oldest events are dropped, counted and logged once per
+	// outage (store.Options.OutboxMaxBytes). Default 64; 0: no bound.
+	OutboxMaxMB int `yaml:"outbox_max_mb"`
+	// OutboxMaxAge drops events that waited longer (store.Options.
+	// OutboxMaxAge). Default 168h (7 days); 0: no bound.
+	OutboxMaxAge time.Duration `yaml:"outbox_max_age"`
+}
+
+// OutboxMaxBytes maps store.outbox_max_mb onto store.Options.OutboxMaxBytes
+// (0 there means the default, negative no bound).
+func (s Store) OutboxMaxBytes() int64 {
+	if s.OutboxMaxMB == 0 {
+		return -1
+	}
+	return int64(s.OutboxMaxMB) << 20
+}
+
+// OutboxMaxAgeOption maps store.outbox_max_age onto
+// store.Options.OutboxMaxAge (0 there means the default, negative no bound).
+func (s Store) OutboxMaxAgeOption() time.Duration {
+	if s.OutboxMaxAge == 0 {
+		return -1
+	}
+	return s.OutboxMaxAge
 }
 
 // Detect configures face detection. Cameras can override MinFaceSize and
@@ -156,6 +185,28 @@ type Recognition struct {
 	// UnknownClusters groups unknown faces into unknown-N identities
 	// (default true).
 	UnknownClusters *bool `yaml:"unknown_clusters"`
+	// UnknownMax bounds the unknown-N identities: a new one past it evicts
+	// the one seen least recently, with its faces (gallery.UnknownOptions.
+	// Max). Default 1000; 0: no bound.
+	UnknownMax int `yaml:"unknown_max"`
+	// UnknownTTL forgets an unknown-N identity not seen for this long: it
+	// is not loaded, not trained on, and deleted with its faces. Default
+	// 720h (30 days); 0: never.
+	UnknownTTL time.Duration `yaml:"unknown_ttl"`
+}
+
+// UnknownBounds maps recognition.unknown_max and unknown_ttl onto
+// gallery.UnknownOptions.Max and MaxAge (and finetune.JobOptions.
+// UnknownMaxAge), where 0 means the default and negative no bound.
+func (r Recognition) UnknownBounds() (max int, maxAge time.Duration) {
+	max, maxAge = r.UnknownMax, r.UnknownTTL
+	if max == 0 {
+		max = -1
+	}
+	if maxAge == 0 {
+		maxAge = -1
+	}
+	return max, maxAge
 }
 
 // Pipeline configures queues and batching.
@@ -225,9 +276,11 @@ func Default() Config {
 			Discovery:       yes(),
 			DiscoveryPrefix: "homeassistant",
 			MaxPayload:      16 << 20,
+			DedupTTL:        24 * time.Hour,
 		},
-		Model:  Model{Backbone: "mobilefacenet"},
-		Store:  Store{GCInterval: 10 * time.Minute, MinFreeMB: 128, KeepCrops: yes()},
+		Model: Model{Backbone: "mobilefacenet"},
+		Store: Store{GCInterval: 10 * time.Minute, MinFreeMB: 128, KeepCrops: yes(),
+			OutboxMaxMB: 64, OutboxMaxAge: 7 * 24 * time.Hour},
 		Detect: Detect{Backend: "dnn", ScoreThreshold: 0.7, NMSThreshold: 0.3, MinFaceSize: 40},
 		Recognition: Recognition{
 			MinQuality:      0.3,
@@ -236,6 +289,8 @@ func Default() Config {
 			Recheck:         2 * time.Second,
 			TrackTimeout:    2 * time.Second,
 			UnknownClusters: yes(),
+			UnknownMax:      1000,
+			UnknownTTL:      30 * 24 * time.Hour,
 		},
 		Pipeline: Pipeline{FaceQueue: 4, EventQueue: 256, EmbedBatch: 16, EmbedWait: 5 * time.Millisecond},
 		Finetune: Finetune{Enabled: yes(), Debounce: 30 * time.Second},

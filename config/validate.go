@@ -82,6 +82,15 @@ func (c *Config) Validate() error {
 	if c.Store.MinFreeMB < 0 {
 		ps.add("store.min_free_mb", "%d: want 0 (off) or more", c.Store.MinFreeMB)
 	}
+	if c.Store.OutboxMaxMB < 0 {
+		ps.add("store.outbox_max_mb", "%d: want 0 (no bound) or more", c.Store.OutboxMaxMB)
+	}
+	if c.Store.OutboxMaxAge < 0 || (c.Store.OutboxMaxAge > 0 && c.Store.OutboxMaxAge < time.Hour) {
+		ps.add("store.outbox_max_age", "%v: want 0 (no bound) or at least 1h", c.Store.OutboxMaxAge)
+	}
+	if m.DedupTTL < time.Minute {
+		ps.add("mqtt.dedup_ttl", "%v: want at least 1m", m.DedupTTL)
+	}
 	if c.Store.GCInterval < time.Minute {
 		ps.add("store.gc_interval", "%v: want at least 1m", c.Store.GCInterval)
 	}
@@ -117,6 +126,12 @@ func (c *Config) Validate() error {
 	}
 	if r.TrackTimeout < 100*time.Millisecond {
 		ps.add("recognition.track_timeout", "%v: want at least 100ms", r.TrackTimeout)
+	}
+	if r.UnknownMax < 0 {
+		ps.add("recognition.unknown_max", "%d: want 0 (no bound) or more", r.UnknownMax)
+	}
+	if r.UnknownTTL < 0 || (r.UnknownTTL > 0 && r.UnknownTTL < time.Hour) {
+		ps.add("recognition.unknown_ttl", "%v: want 0 (never) or at least 1h", r.UnknownTTL)
 	}
 
 	p := c.Pipeline

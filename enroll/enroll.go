@@ -114,6 +114,8 @@ type Enroller struct {
 	emb  Embedder
 	opts Options
 	mu   sync.Mutex // serialises commit + gallery update
+
+	unknownsPruned time.Time // last PruneUnknowns by ObserveUnknown (mu held)
 }
 
 // New returns an Enroller. find and emb may be nil when only embeddings

@@ -188,7 +188,7 @@ func TestEnrollEventsAndChipsInTheSameTransaction(t *testing.T) {
 func TestUnknownToPersonAndService(t *testing.T) {
 	w := newWorld(t)
 	st := newTestStore(t)
-	u := gallery.NewUnknowns(gallery.UnknownOptions{})
+	u := gallery.NewUnknowns(gallery.UnknownOptions{MaxAge: -1})
 	g := gallery.New(gallery.Options{Threshold: 0.4})
 	en := New(st, g, nil, nil, Options{Unknowns: u})
 	dave := w.unit()
@@ -209,7 +209,7 @@ func TestUnknownToPersonAndService(t *testing.T) {
 		t.Fatalf("second sighting: %+v %v %v %v", id.ID, created, ok, err)
 	}
 	// Stored, and loadable after a restart.
-	u2 := gallery.NewUnknowns(gallery.UnknownOptions{})
+	u2 := gallery.NewUnknowns(gallery.UnknownOptions{MaxAge: -1})
 	if _, err := LoadUnknowns(st, u2, ""); err != nil || len(u2.List()) != 1 || u2.List()[0].Count != 2 {
 		t.Fatalf("LoadUnknowns: %v %+v", err, u2.List())
 	}

@@ -152,7 +152,7 @@ func newRBFixture(t *testing.T) *rbFixture {
 		t.Fatal(err)
 	}
 	f.ids["Carol"] = res.PersonID
-	u := gallery.NewUnknowns(gallery.UnknownOptions{})
+	u := gallery.NewUnknowns(gallery.UnknownOptions{MaxAge: -1})
 	dave := w.unit()
 	var ufs []gallery.UnknownFace
 	for i := 0; i < 3; i++ {
@@ -290,7 +290,7 @@ func (f *rbFixture) checkDone() {
 		t.Fatal(err)
 	}
 	// The unknown clusters of dlib are gone, so nothing is left out.
-	if left, err := LoadUnknowns(f.st, gallery.NewUnknowns(gallery.UnknownOptions{}), mfn); err != nil || left != 0 {
+	if left, err := LoadUnknowns(f.st, gallery.NewUnknowns(gallery.UnknownOptions{MaxAge: -1}), mfn); err != nil || left != 0 {
 		t.Fatalf("LoadUnknowns: %d %v", left, err)
 	}
 	if p, err := NeedsReembed(f.st, mfn); err != nil || p.Needed() {
@@ -367,7 +367,7 @@ func TestLegacyStoreWithoutCropsLoadsAsDlib(t *testing.T) {
 			rep.HeadIgnored != "" || g.ProjectorID() != "h1" || len(rep.Messages()) != 0 {
 			t.Fatalf("LoadGallery(%q) = %+v, %v", bb, rep, err)
 		}
-		if left, err := LoadUnknowns(st, gallery.NewUnknowns(gallery.UnknownOptions{}), bb); err != nil || left != 0 {
+		if left, err := LoadUnknowns(st, gallery.NewUnknowns(gallery.UnknownOptions{MaxAge: -1}), bb); err != nil || left != 0 {
 			t.Fatalf("LoadUnknowns(%q) = %d, %v", bb, left, err)
 		}
 	}
@@ -408,7 +408,7 @@ func TestLegacyStoreWithoutCropsLoadsAsDlib(t *testing.T) {
 			t.Errorf("messages lack %q:\n%s", want, msgs)
 		}
 	}
-	if left, err := LoadUnknowns(st, gallery.NewUnknowns(gallery.UnknownOptions{}), mfn); err != nil || left != 1 {
+	if left, err := LoadUnknowns(st, gallery.NewUnknowns(gallery.UnknownOptions{MaxAge: -1}), mfn); err != nil || left != 1 {
 		t.Fatalf("LoadUnknowns(mfn) = %d, %v", left, err)
 	}
 

@@ -1,7 +1,9 @@
 package enroll
 
 import (
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/edged-dev/edged/gallery"
 	"github.com/edged-dev/edged/store"
@@ -31,8 +33,69 @@ func LoadUnknowns(st *store.Store, u *gallery.Unknowns, backbone string) (leftOu
 		}
 		ids = append(ids, id)
 	}
-	u.Load(ids)
+	// Identities past the bounds (UnknownOptions.Max, MaxAge) are not
+	// loaded, so they are neither matched nor fed to fine-tuning; a
+	// writable store deletes them too (best effort: PruneUnknowns retries).
+	if gone := u.Load(ids); len(gone) > 0 && !st.ReadOnly() {
+		_ = deleteUnknowns(st, gone)
+	}
 	return leftOut, nil
+}
+
+// PruneUnknowns applies the bounds of u (UnknownOptions.Max, MaxAge) at
+// now to the identities in memory and in the store: the expired or
+// evicted ones are deleted with their faces (the store keeps an
+// identity's faces in its record). It returns the ids deleted. The daemon
+// calls it at start and periodically; ObserveUnknown applies the bounds
+// on every new identity and calls it at most hourly.
+func PruneUnknowns(st *store.Store, u *gallery.Unknowns, now time.Time) ([]string, error) {
+	gone := u.Expire(now)
+	maxAge := u.Options().MaxAge
+	if maxAge > 0 {
+		us, err := st.Unknowns()
+		if err != nil {
+			return nil, fmt.Errorf("prune unknown faces: %w", err)
+		}
+		for _, x := range us {
+			seen := x.LastSeen
+			if seen.IsZero() {
+				seen = x.FirstSeen
+			}
+			if !seen.IsZero() && now.Sub(seen) > maxAge { // no time: never expires
+				gone = append(gone, gallery.UnknownIdentity{ID: x.ID})
+			}
+		}
+	}
+	if err := deleteUnknowns(st, gone); err != nil {
+		return nil, fmt.Errorf("prune unknown faces: %w", err)
+	}
+	ids := make([]string, 0, len(gone))
+	seen := map[string]bool{}
+	for _, g := range gone {
+		if !seen[g.ID] {
+			seen[g.ID] = true
+			ids = append(ids, g.ID)
+		}
+	}
+	return ids, nil
+}
+
+// deleteUnknowns deletes identities from the store (missing ones are
+// skipped), in one transaction.
+func deleteUnknowns(st *store.Store, gone []gallery.UnknownIdentity) error {
+	if len(gone) == 0 {
+		return nil
+	}
+	return st.Update(func(tx *store.Tx) error { return deleteUnknownsTx(tx, gone) })
+}
+
+func deleteUnknownsTx(tx *store.Tx, gone []gallery.UnknownIdentity) error {
+	for _, g := range gone {
+		if err := tx.DeleteUnknown(g.ID); err != nil && !errors.Is(err, store.ErrUnknownNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 // unknownBackbone is the backbone of an unknown cluster's vectors, or
@@ -69,14 +132,31 @@ func (e *Enroller) ObserveUnknown(u *gallery.Unknowns, faces []gallery.UnknownFa
 	if err != nil || !ok {
 		return store.Unknown{}, false, ok, err
 	}
+	// The bounds: a new identity past Max evicts the least recently seen
+	// one, deleted in the same transaction as the new one is stored.
+	now := time.Now()
+	evicted := u.Expire(now)
 	id = store.Unknown{ID: gid.ID, Number: gid.Number, Count: gid.Count, FirstSeen: gid.FirstSeen, LastSeen: gid.LastSeen,
 		Cameras: gid.Cameras, Backbone: e.opts.Backbone, Centroid: gid.Centroid}
 	for _, f := range gid.Faces {
 		id.Samples = append(id.Samples, store.UnknownSample{Embedding: f.Embedding, Backbone: e.opts.Backbone,
 			Quality: f.Quality, Time: f.Time, Camera: f.Camera})
 	}
-	if err := e.st.Update(func(tx *store.Tx) error { return tx.PutUnknown(id) }); err != nil {
+	if err := e.st.Update(func(tx *store.Tx) error {
+		if err := deleteUnknownsTx(tx, evicted); err != nil {
+			return err
+		}
+		return tx.PutUnknown(id)
+	}); err != nil {
 		return store.Unknown{}, false, false, fmt.Errorf("store %s: %w", id.ID, err)
+	}
+	if now.Sub(e.unknownsPruned) > time.Hour {
+		// Identities nobody saw for MaxAge leave the store even when no
+		// new one evicts them (the daemon prunes at start too).
+		e.unknownsPruned = now
+		if _, err := PruneUnknowns(e.st, u, now); err != nil {
+			e.opts.Logger.Warn("unknown faces past their age bound not deleted", "err", err)
+		}
 	}
 	return id, created, true, nil
 }

@@ -69,6 +69,12 @@ type JobOptions struct {
 	// who actually walk past away from the enrolled ones. The guard holds
 	// out 1/Folds of the clusters in each fold as extra stranger probes.
 	IgnoreUnknowns bool
+	// UnknownMaxAge leaves out the unknown-face clusters not seen for this
+	// long: expired identities (gallery.UnknownOptions.MaxAge, the config
+	// key recognition.unknown_ttl) are not trained on even before they are
+	// pruned from the store. Default 30 days (gallery.DefaultUnknownMaxAge);
+	// negative: every cluster.
+	UnknownMaxAge time.Duration
 	// IgnoreNegatives leaves "not X" feedback samples out of training. By
 	// default each one is a stranger of the training set and a hard
 	// negative pair with every training sample of X, each epoch.
@@ -94,6 +100,9 @@ type JobOptions struct {
 const DefaultEpochs = 50
 
 func (o JobOptions) withDefaults() JobOptions {
+	if o.UnknownMaxAge == 0 {
+		o.UnknownMaxAge = 30 * 24 * time.Hour // gallery.DefaultUnknownMaxAge
+	}
 	if o.Epochs <= 0 {
 		o.Epochs = DefaultEpochs
 	}
@@ -370,6 +379,13 @@ func (j *Job) loadPeople() (*people, error) {
 				return fmt.Errorf("unknown faces: %w", err)
 			}
 			for _, u := range us {
+				seen := u.LastSeen
+				if seen.IsZero() {
+					seen = u.FirstSeen
+				}
+				if j.opts.UnknownMaxAge > 0 && !seen.IsZero() && time.Since(seen) > j.opts.UnknownMaxAge {
+					continue // expired: waiting to be pruned
+				}
 				var faces [][]float32
 				for _, s := range u.Samples {
 					if j.ours(s.Backbone, s.Embedding) {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand"
 	"testing"
+	"time"
 
 	"github.com/edged-dev/edged/head"
 	"github.com/edged-dev/edged/store"
@@ -268,5 +269,41 @@ func TestJobIgnoresStrangersWhenAsked(t *testing.T) {
 	}
 	if res.Unknowns != 0 || res.UnknownFaces != 0 || res.Negatives != 0 {
 		t.Fatalf("ignored strangers were used: %+v", res)
+	}
+}
+
+// TestExpiredUnknownsAreNotTrainedOn: unknown identities past their age
+// bound (recognition.unknown_ttl) are left out of fine-tuning even before
+// they are pruned from the store.
+func TestExpiredUnknownsAreNotTrainedOn(t *testing.T) {
+	st, err := store.Open(store.Options{Dir: t.TempDir(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	add := func(seen time.Time) {
+		if err := st.Update(func(tx *store.Tx) error {
+			u, err := tx.NewUnknown()
+			if err != nil {
+				return err
+			}
+			u.Count, u.FirstSeen, u.LastSeen = 1, seen, seen
+			u.Centroid = make([]float32, head.Dim)
+			u.Centroid[0] = 1
+			u.Samples = []store.UnknownSample{{Embedding: u.Centroid, Quality: 0.9}}
+			return tx.PutUnknown(u)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(time.Now().Add(-time.Hour))
+	add(time.Now().AddDate(0, -2, 0))
+	j := &Job{st: st, opts: JobOptions{}.withDefaults()}
+	p, err := j.loadPeople()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.unknowns) != 1 {
+		t.Fatalf("%d unknown clusters trained on, want 1 (the expired one left out)", len(p.unknowns))
 	}
 }

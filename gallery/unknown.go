@@ -23,7 +23,24 @@ type UnknownOptions struct {
 	// Keep is how many best faces an identity keeps for a later enrollment.
 	// Default 10.
 	Keep int `yaml:"keep"`
+	// Max bounds the identities kept: a new one beyond it evicts the one
+	// seen least recently (with its faces). Default DefaultUnknownMax;
+	// negative: no bound.
+	Max int `yaml:"max"`
+	// MaxAge forgets an identity not seen for this long (Expire, and at
+	// Load). Default DefaultUnknownMaxAge; negative: never.
+	MaxAge time.Duration `yaml:"max_age"`
 }
+
+// Unknown identity bounds (UnknownOptions.Max, MaxAge). 1000 identities
+// of 10 faces are about 5 MiB of vectors in memory and in the store, and
+// more strangers than a household or a shop door sees in a month; an
+// identity nobody saw for 30 days is more likely noise than someone to
+// name, and fine-tuning should not learn from it.
+const (
+	DefaultUnknownMax    = 1000
+	DefaultUnknownMaxAge = 30 * 24 * time.Hour
+)
 
 func (o *UnknownOptions) fill() {
 	o.Space = o.Space.orDefault()
@@ -35,6 +52,12 @@ func (o *UnknownOptions) fill() {
 	}
 	if o.Keep <= 0 {
 		o.Keep = 10
+	}
+	if o.Max == 0 {
+		o.Max = DefaultUnknownMax
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = DefaultUnknownMaxAge
 	}
 }
 
@@ -84,8 +107,10 @@ func NewUnknowns(opts UnknownOptions) *Unknowns {
 func (u *Unknowns) Options() UnknownOptions { return u.opts }
 
 // Load replaces the identities (from the store). Centroids are taken as
-// the mean of every face ever assigned, counted as Count faces.
-func (u *Unknowns) Load(ids []UnknownIdentity) {
+// the mean of every face ever assigned, counted as Count faces. Identities
+// past MaxAge now are left out, and beyond Max the least recently seen
+// (Expire's rules); it returns those left out, for the store to delete.
+func (u *Unknowns) Load(ids []UnknownIdentity) (leftOut []UnknownIdentity) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.ids = u.ids[:0]
@@ -99,6 +124,58 @@ func (u *Unknowns) Load(ids []UnknownIdentity) {
 		}
 		u.ids = append(u.ids, &c)
 	}
+	return u.expireLocked(time.Now())
+}
+
+// Expire forgets the identities not seen for MaxAge before now, then, while
+// there are more than Max, the least recently seen ones, and returns them
+// (the store deletes them with their faces).
+func (u *Unknowns) Expire(now time.Time) []UnknownIdentity {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.expireLocked(now)
+}
+
+func (u *Unknowns) expireLocked(now time.Time) []UnknownIdentity {
+	var gone []UnknownIdentity
+	if u.opts.MaxAge > 0 {
+		keep := u.ids[:0]
+		for _, id := range u.ids {
+			if seen := lastSeen(id); !seen.IsZero() && now.Sub(seen) > u.opts.MaxAge { // no time: never expires
+				gone = append(gone, id.clone())
+				continue
+			}
+			keep = append(keep, id)
+		}
+		clear(u.ids[len(keep):])
+		u.ids = keep
+	}
+	if u.opts.Max > 0 && len(u.ids) > u.opts.Max {
+		// Least recently seen first; the newest stay.
+		sort.SliceStable(u.ids, func(i, j int) bool { return lastSeen(u.ids[i]).Before(lastSeen(u.ids[j])) })
+		n := len(u.ids) - u.opts.Max
+		for _, id := range u.ids[:n] {
+			gone = append(gone, id.clone())
+		}
+		u.ids = append(u.ids[:0], u.ids[n:]...)
+	}
+	return gone
+}
+
+// lastSeen is when an identity was last seen (FirstSeen before any face
+// was assigned).
+func lastSeen(id *UnknownIdentity) time.Time {
+	if id.LastSeen.IsZero() {
+		return id.FirstSeen
+	}
+	return id.LastSeen
+}
+
+// Len is the number of identities.
+func (u *Unknowns) Len() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.ids)
 }
 
 // Match returns the identity the faces (one appearance) would join and its

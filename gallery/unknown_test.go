@@ -9,7 +9,7 @@ import (
 func TestUnknownClustering(t *testing.T) {
 	rng := newRNG(21)
 	x, y := unit(rng, testDim), unit(rng, testDim)
-	u := NewUnknowns(UnknownOptions{})
+	u := NewUnknowns(UnknownOptions{MaxAge: -1}) // fixed past times: no age bound
 	next := uint64(0)
 	number := func() (uint64, error) { next++; return next, nil }
 	t0 := time.Date(2026, 1, 1, 8, 0, 0, 0, time.UTC)
@@ -60,7 +60,7 @@ func TestUnknownClustering(t *testing.T) {
 		t.Fatalf("failing counter: ok=%v err=%v", ok, err)
 	}
 	// Persisted and loaded back, the identities keep matching.
-	v := NewUnknowns(UnknownOptions{})
+	v := NewUnknowns(UnknownOptions{MaxAge: -1}) // fixed past times: no age bound
 	v.Load(list)
 	id, created, ok, err := v.Observe(appearance(y, t0, "door"), number)
 	if err != nil || !ok || created || id.ID != "unknown-2" || id.Count != 2 {
@@ -70,3 +70,24 @@ func TestUnknownClustering(t *testing.T) {
 		t.Fatal("Remove")
 	}
 }
+
+// TestUnknownsExpire: the age bound and the least-recently-seen eviction.
+func TestUnknownsExpire(t *testing.T) {
+	u := NewUnknowns(UnknownOptions{Max: 2, MaxAge: time.Hour})
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	var ids []UnknownIdentity
+	for i := 0; i < 4; i++ {
+		ids = append(ids, UnknownIdentity{ID: unknownName(i), Number: uint64(i + 1), Count: 1,
+			FirstSeen: now.Add(-3 * time.Hour), LastSeen: now.Add(time.Duration(-90+20*i) * time.Minute), Centroid: []float32{1, 0}})
+	}
+	u.opts.MaxAge, u.opts.Max = -1, -1 // Load at the real time: keep everything for now
+	u.Load(ids)
+	u.opts.MaxAge, u.opts.Max = time.Hour, 2
+	gone := u.Expire(now)
+	// 90 min ago: too old; then of 70, 50 and 30 min ago, the two newest stay.
+	if len(gone) != 2 || gone[0].ID != ids[0].ID || gone[1].ID != ids[1].ID || u.Len() != 2 {
+		t.Fatalf("gone %v, %d left", gone, u.Len())
+	}
+}
+
+func unknownName(i int) string { return "unknown-" + string(rune('1'+i)) }
