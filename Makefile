@@ -13,7 +13,7 @@ BENCH ?= .
 # linux/arm64 cross build and its qemu tests (build-arm64, test-arm64, smoke-arm64, dist-arm64).
 include scripts/arm64.mk
 
-.PHONY: help setup build test test-short test-browser bench demo install uninstall fmt vet clean
+.PHONY: help setup build test test-short test-browser bench demo install uninstall fmt vet clean soak
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -59,3 +59,6 @@ uninstall: ## remove what `make install` put in place (keeps the data directory)
 
 clean: ## remove build outputs (keeps .deps and the download cache)
 	rm -rf bin
+
+soak: setup ## fault-injection soak: 100 x kill -9 during MQTT enrolls, events and fine-tunes, broker outage, corrupt logs
+	@$(ENV) EDGED_SOAK_KILLS=$${EDGED_SOAK_KILLS:-100} $(GO) test -count=1 -timeout 30m -v -run 'TestKillDuring|TestBrokerDown|TestCorruptLogs' ./internal/faultinject 2>&1 | grep -v '^=== RUN' | tee .deps/soak.log; exit $${PIPESTATUS[0]}

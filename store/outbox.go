@@ -357,12 +357,24 @@ func (s *Store) loadOutbox() error {
 		opts.Prefix = []byte(prefixOutbox)
 		it := txn.NewIterator(opts)
 		defer it.Close()
+		damaged := 0
 		for it.Rewind(); it.Valid(); it.Next() {
 			rec, err := readRecord(it.Item())
 			if err != nil {
-				return err
+				// A damaged event must not keep the store from opening
+				// (people, backups): it is counted, and PendingEvents
+				// reports it.
+				damaged++
+				key := it.Item().Key()
+				rec = outboxRecord{size: int64(len(key)) + it.Item().ValueSize()}
+				if len(key) == len(prefixOutbox)+8 {
+					rec.Seq = binary.BigEndian.Uint64(key[len(prefixOutbox):])
+				}
 			}
 			s.out.add(rec)
+		}
+		if damaged > 0 {
+			s.log.Error("outbox: events are unreadable (damaged value log?)", "events", damaged)
 		}
 		return nil
 	})

@@ -160,6 +160,11 @@ const (
 // opens (repair.go).
 func (s *Store) openDB(mode openMode) (*badger.DB, *RepairReport, error) {
 	bo := badgerOptions(s.opts.Dir, s.opts)
+	if mode != modeDegradedFresh {
+		if err := checkTables(s.opts.Dir, len(s.opts.EncryptionKey) > 0); err != nil {
+			return nil, nil, err
+		}
+	}
 	switch mode {
 	case modeReadWrite:
 		db, err := openBadger(bo.WithReadOnly(false))
