@@ -161,7 +161,7 @@ const (
 func (s *Store) openDB(mode openMode) (*badger.DB, *RepairReport, error) {
 	bo := badgerOptions(s.opts.Dir, s.opts)
 	if mode != modeDegradedFresh {
-		if err := checkTables(s.opts.Dir, len(s.opts.EncryptionKey) > 0); err != nil {
+		if err := checkTables(s.opts.Dir, len(s.opts.EncryptionKey) > 0, bo); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -20,10 +20,21 @@ import (
 // it; errors are left to Badger (it skips a table whose checksum fails,
 // and reports the rest). Encrypted tables need Badger's key registry:
 // they are not checked.
-func checkTables(dir string, encrypted bool) error {
-	files, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
-	if encrypted || len(files) == 0 {
+func checkTables(dir string, encrypted bool, bo badger.Options) error {
+	if encrypted {
 		return nil
+	}
+	// Only the tables the MANIFEST lists: a table a compaction was
+	// writing when the process was killed is an orphan Badger deletes at
+	// open, not damage.
+	fp, err := os.Open(filepath.Join(dir, "MANIFEST"))
+	if err != nil {
+		return nil
+	}
+	m, _, err := badger.ReplayManifestFile(fp, bo.ExternalMagicVersion, bo)
+	_ = fp.Close()
+	if err != nil || len(m.Tables) == 0 {
+		return nil // Badger reports a bad manifest
 	}
 	// No key given: an encrypted database (whose key registry does not
 	// read without one) is Badger's to refuse with ErrWrongKey.
@@ -32,15 +43,19 @@ func checkTables(dir string, encrypted bool) error {
 		return nil
 	}
 	_ = kr.Close()
-	for _, f := range files {
-		if err := checkTable(f); err != nil {
+	for id, tm := range m.Tables {
+		if tm.KeyID != 0 {
+			continue // encrypted table
+		}
+		f := filepath.Join(dir, fmt.Sprintf("%06d.sst", id))
+		if err := checkTable(f, tm.Compression); err != nil {
 			return fmt.Errorf("%w: table %s is damaged (%v); restore a backup (edged restore)", ErrCorrupt, filepath.Base(f), err)
 		}
 	}
 	return nil
 }
 
-func checkTable(path string) (err error) {
+func checkTable(path string, compression options.CompressionType) (err error) {
 	mf, oerr := z.OpenMmapFile(path, os.O_RDONLY, 0)
 	if oerr != nil {
 		return nil // Badger reports it
@@ -59,7 +74,7 @@ func checkTable(path string) (err error) {
 		}
 	}()
 	t, terr := table.OpenTable(mf, table.Options{ReadOnly: true, BlockSize: 4 << 10, BloomFalsePositive: 0.01,
-		ChkMode: options.NoVerification, Compression: options.Snappy})
+		ChkMode: options.NoVerification, Compression: compression})
 	if terr != nil {
 		_ = mf.Close(-1)
 		return nil // Badger decides (a checksum mismatch is skipped)
