@@ -16,6 +16,7 @@ import (
 	"github.com/edged-dev/edged/capture"
 	"github.com/edged-dev/edged/detect"
 	"github.com/edged-dev/edged/internal/imagefile"
+	"github.com/edged-dev/edged/pipeline/vision"
 )
 
 func init() {
@@ -203,18 +204,18 @@ func runMkvideo(ctx context.Context, args []string) (int, error) {
 		}
 		segs = append(segs, seg)
 	}
-	wr, err := newAnnotator(*out, *fps)
+	wr, err := vision.NewAnnotator(*out, *fps)
 	if err != nil {
 		return exitUsage, usageError("%v", err)
 	}
-	if err := wr.open(w, h); err != nil {
+	if err := wr.Open(w, h); err != nil {
 		return exitFailure, err
 	}
 	canvas := gocv.NewMatWithSize(h, w, gocv.MatTypeCV8UC3)
 	defer canvas.Close()
 	frames := 0
 	for si, seg := range segs {
-		n, err := writeSegment(ctx, wr.w, &canvas, seg, w, h, *fps)
+		n, err := writeSegment(ctx, wr.Video, &canvas, seg, w, h, *fps)
 		frames += n
 		if err != nil {
 			wr.Close()

@@ -17,6 +17,7 @@ import (
 	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/mqtt"
 	"github.com/edged-dev/edged/pipeline"
+	"github.com/edged-dev/edged/pipeline/vision"
 )
 
 func init() {
@@ -158,9 +159,9 @@ func runReplay(ctx context.Context, args []string) (int, error) {
 		Threshold: cfg.Recognition.Threshold, MinFaceSize: cfg.Detect.MinFaceSize,
 		ScoreThreshold: cfg.Detect.ScoreThreshold, MinQuality: cfg.Recognition.MinQuality}
 	var frameOuts []pipeline.FrameOutput
-	var ann *annotator
+	var ann *vision.Annotator
 	if *annotate != "" {
-		if ann, err = newAnnotator(*annotate, 0); err != nil {
+		if ann, err = vision.NewAnnotator(*annotate, 0); err != nil {
 			return exitUsage, usageError("%v", err)
 		}
 		frameOuts = append(frameOuts, ann)
@@ -171,12 +172,12 @@ func runReplay(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitFailure, err
 	}
-	if vs, ok := cam.Source.(*captureSource).src.(interface {
+	if vs, ok := cam.Source.(*vision.CaptureSource).Src.(interface {
 		FrameCount() int
 		FPS() float64
 	}); ok {
 		if ann != nil {
-			ann.fps = vs.FPS()
+			ann.FPS = vs.FPS()
 		}
 		if !*quiet {
 			counter.bar = newProgressBar("replay", vs.FrameCount())

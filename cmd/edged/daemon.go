@@ -25,6 +25,7 @@ import (
 	"github.com/edged-dev/edged/internal/metrics"
 	"github.com/edged-dev/edged/mqtt"
 	"github.com/edged-dev/edged/pipeline"
+	"github.com/edged-dev/edged/pipeline/vision"
 	"github.com/edged-dev/edged/service"
 	"github.com/edged-dev/edged/store"
 )
@@ -386,9 +387,9 @@ func (c *core) newCamera(cs config.CameraSettings, mode cameraMode, outputs []pi
 	}
 	cam := pipeline.Camera{
 		Name:   cs.Name,
-		Source: &captureSource{src: src},
+		Source: &vision.CaptureSource{Src: src},
 		Processors: []pipeline.Processor{
-			&detectStage{det: c.det, minScore: float32(cs.ScoreThreshold), minSize: cs.MinFaceSize},
+			&vision.DetectStage{Detector: c.det, MinScore: float32(cs.ScoreThreshold), MinSize: cs.MinFaceSize},
 			rec,
 		},
 		Outputs:  outputs,

@@ -1,8 +1,8 @@
-package main
-
-// The native (GoCV) stages of the pipeline: a capture.Source as a
-// pipeline.Source, detection/alignment as a pipeline.Processor, and the
-// annotated-video writer as a pipeline.FrameOutput.
+// Package vision holds the native (GoCV) stages of the pipeline: a
+// capture.Source as a pipeline.Source, detection/alignment as a
+// pipeline.Processor, and the annotated-video writer as a
+// pipeline.FrameOutput. Package pipeline itself stays pure Go.
+package vision
 
 import (
 	"context"
@@ -36,57 +36,60 @@ func matOf(f *pipeline.Frame) (gocv.Mat, bool) {
 	return m.f.Mat, true
 }
 
-// captureSource runs a capture.Source for the pipeline.
-type captureSource struct {
-	src capture.Source
+// CaptureSource runs a capture.Source for the pipeline.
+type CaptureSource struct {
+	Src capture.Source // started by Run, closed when it ends
 }
 
-var _ pipeline.Source = (*captureSource)(nil)
+var _ pipeline.Source = (*CaptureSource)(nil)
 
-func (s *captureSource) Name() string { return "capture" }
+// Name implements pipeline.Named.
+func (s *CaptureSource) Name() string { return "capture" }
 
 // Run starts the capture and forwards its frames until it ends; it returns
 // the capture's error (a truncated file, a live source that gave up).
-func (s *captureSource) Run(ctx context.Context, emit func(*pipeline.Frame)) error {
-	if err := s.src.Start(ctx); err != nil {
-		_ = s.src.Close()
+func (s *CaptureSource) Run(ctx context.Context, emit func(*pipeline.Frame)) error {
+	if err := s.Src.Start(ctx); err != nil {
+		_ = s.Src.Close()
 		return err
 	}
-	for f := range s.src.Frames() {
+	for f := range s.Src.Frames() {
 		emit(&pipeline.Frame{
 			Seq: f.Seq, Time: f.Time, MediaTime: f.MediaTime,
 			Image: matImage{f}, Width: f.Mat.Cols(), Height: f.Mat.Rows(),
 		})
 	}
 	var err error
-	if st, ok := s.src.(interface{ Err() error }); ok {
+	if st, ok := s.Src.(interface{ Err() error }); ok {
 		err = st.Err()
 	}
-	if cerr := s.src.Close(); cerr != nil && !errors.Is(cerr, capture.ErrClosed) && err == nil {
+	if cerr := s.Src.Close(); cerr != nil && !errors.Is(cerr, capture.ErrClosed) && err == nil {
 		err = cerr
 	}
 	return err
 }
 
-// detectStage finds, aligns and scores the faces of each frame. The
+// DetectStage finds, aligns and scores the faces of each frame. The
 // detector is shared by the cameras (it has a pool of networks); the
 // per-camera score and size limits are applied here.
-type detectStage struct {
-	det      *detect.Detector
-	minScore float32
-	minSize  int
+type DetectStage struct {
+	Detector *detect.Detector // shared; its pool serves the cameras
+	MinScore float32          // the camera's detection score threshold
+	MinSize  int              // the camera's smallest face side, pixels
 }
 
-var _ pipeline.Processor = (*detectStage)(nil)
+var _ pipeline.Processor = (*DetectStage)(nil)
 
-func (d *detectStage) Name() string { return "detect" }
+// Name implements pipeline.Named.
+func (d *DetectStage) Name() string { return "detect" }
 
-func (d *detectStage) Process(f *pipeline.Frame, _ pipeline.Accumulator) error {
+// Process implements pipeline.Processor.
+func (d *DetectStage) Process(f *pipeline.Frame, _ pipeline.Accumulator) error {
 	mat, ok := matOf(f)
 	if !ok {
 		return errors.New("frame without an image")
 	}
-	faces, err := d.det.Detect(mat)
+	faces, err := d.Detector.Detect(mat)
 	if err != nil {
 		if errors.Is(err, detect.ErrClosed) {
 			return pipeline.Fatal(err)
@@ -96,7 +99,7 @@ func (d *detectStage) Process(f *pipeline.Frame, _ pipeline.Accumulator) error {
 	f.Faces = f.Faces[:0]
 	for _, fc := range faces {
 		side := sqrtInt(fc.Box.Dx() * fc.Box.Dy())
-		if fc.Score < d.minScore || side < d.minSize {
+		if fc.Score < d.MinScore || side < d.MinSize {
 			continue
 		}
 		f.Faces = append(f.Faces, pipeline.Face{Face: fc})
@@ -115,19 +118,23 @@ func sqrtInt(n int) int {
 	return x
 }
 
-// annotator draws each frame's faces (box, name or unknown, confidence,
+// Annotator draws each frame's faces (box, name or unknown, confidence,
 // track) and writes the frames to a video file.
-type annotator struct {
-	path   string
-	fps    float64
-	w      *gocv.VideoWriter
+type Annotator struct {
+	path string
+	// FPS is the frame rate of the file (set it before the first frame).
+	FPS float64
+	// Video is the file's writer, nil until Open (or the first frame).
+	Video  *gocv.VideoWriter
 	frames int
 	err    error
 }
 
-var _ pipeline.FrameOutput = (*annotator)(nil)
+var _ pipeline.FrameOutput = (*Annotator)(nil)
 
-func newAnnotator(path string, fps float64) (*annotator, error) {
+// NewAnnotator checks the path (an existing directory, a .mp4, .mkv or .avi
+// file) and returns the writer; fps outside 1..240 means 25.
+func NewAnnotator(path string, fps float64) (*Annotator, error) {
 	if fps <= 0 || fps > 240 {
 		fps = 25
 	}
@@ -140,10 +147,11 @@ func newAnnotator(path string, fps float64) (*annotator, error) {
 	default:
 		return nil, fmt.Errorf("annotate: %q: want a .mp4, .mkv or .avi file", path)
 	}
-	return &annotator{path: path, fps: fps}, nil
+	return &Annotator{path: path, FPS: fps}, nil
 }
 
-func (a *annotator) Name() string { return "annotate" }
+// Name implements pipeline.Named.
+func (a *Annotator) Name() string { return "annotate" }
 
 // fourccs to try per container, best first (H.264 plays in browsers).
 func fourccs(path string) []string {
@@ -153,11 +161,12 @@ func fourccs(path string) []string {
 	return []string{"avc1", "mp4v", "MJPG"}
 }
 
-func (a *annotator) open(w, h int) error {
+// Open creates the file for w x h frames with the first encoder that works.
+func (a *Annotator) Open(w, h int) error {
 	for _, cc := range fourccs(a.path) {
-		vw, err := gocv.VideoWriterFile(a.path, cc, a.fps, w, h, true)
+		vw, err := gocv.VideoWriterFile(a.path, cc, a.FPS, w, h, true)
 		if err == nil && vw.IsOpened() {
-			a.w = vw
+			a.Video = vw
 			return nil
 		}
 		if vw != nil {
@@ -173,7 +182,8 @@ var (
 	colPending = color.RGBA{200, 200, 200, 0}
 )
 
-func (a *annotator) WriteFrame(f *pipeline.Frame) error {
+// WriteFrame implements pipeline.FrameOutput.
+func (a *Annotator) WriteFrame(f *pipeline.Frame) error {
 	if a.err != nil {
 		return nil // reported once
 	}
@@ -181,8 +191,8 @@ func (a *annotator) WriteFrame(f *pipeline.Frame) error {
 	if !ok {
 		return nil
 	}
-	if a.w == nil {
-		if err := a.open(mat.Cols(), mat.Rows()); err != nil {
+	if a.Video == nil {
+		if err := a.Open(mat.Cols(), mat.Rows()); err != nil {
 			a.err = err
 			return pipeline.Fatal(err)
 		}
@@ -206,7 +216,7 @@ func (a *annotator) WriteFrame(f *pipeline.Frame) error {
 	}
 	ts := fmt.Sprintf("%s  frame %d", formatMediaTime(f.MediaTime), f.Seq)
 	gocv.PutText(&mat, ts, image.Pt(8, mat.Rows()-10), gocv.FontHersheySimplex, 0.5, color.RGBA{255, 255, 255, 0}, 1)
-	if err := a.w.Write(mat); err != nil {
+	if err := a.Video.Write(mat); err != nil {
 		a.err = err
 		return pipeline.Fatal(fmt.Errorf("annotate: %w", err))
 	}
@@ -215,10 +225,10 @@ func (a *annotator) WriteFrame(f *pipeline.Frame) error {
 }
 
 // Close finishes the video file.
-func (a *annotator) Close() error {
-	if a.w != nil {
-		err := a.w.Close()
-		a.w = nil
+func (a *Annotator) Close() error {
+	if a.Video != nil {
+		err := a.Video.Close()
+		a.Video = nil
 		if err != nil {
 			return err
 		}
