@@ -330,7 +330,7 @@ func (d *daemon) reload(ctx context.Context) {
 		d.log.Error("reload: configuration refused, keeping the running one", "err", err)
 		return
 	}
-	if keys := restartKeys(d.cfg, cfg); len(keys) > 0 {
+	if keys := config.RestartKeys(d.cfg, cfg); len(keys) > 0 {
 		d.log.Warn("reload: these changes need a restart and were ignored", "keys", strings.Join(keys, ", "))
 	}
 	d.level.Set(parseLevel(cfg.Log.Level))

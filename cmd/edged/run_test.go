@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/edged-dev/edged/capture"
-	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/mqtt"
 )
 
@@ -227,16 +226,6 @@ func TestConfigFlagsOverrideFile(t *testing.T) {
 	cf = configFlags{file: filepath.Join(dir, "missing.yaml")}
 	if _, _, err := cf.load(); exitCodeOf(err) != exitStartup || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
-	}
-	old, cur := config.Default(), config.Default()
-	cur.MQTT.Broker, cur.Recognition.Decide = "tcp://x:1", 5
-	if keys := restartKeys(old, cur); len(keys) != 1 || keys[0] != "mqtt" {
-		t.Errorf("restart keys %v", keys)
-	}
-	cur = config.Default()
-	cur.Model.Backbone = "dlib"
-	if keys := restartKeys(old, cur); len(keys) != 1 || keys[0] != "model.backbone" {
-		t.Errorf("backbone change: restart keys %v", keys)
 	}
 	cf = configFlags{backbone: "DLIB"}
 	if cfg, _, err := cf.load(); err != nil || cfg.Model.Backbone != "dlib" {
