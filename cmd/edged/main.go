@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/edged-dev/edged/agent"
 )
 
 // Command is one subcommand: a record, like caddy's, so `edged help` can list
@@ -48,6 +50,20 @@ func register(c *Command) {
 
 // errUsage marks an error in the command line; main prints the usage.
 var errUsage = errors.New("usage")
+
+// exitCodeOf maps a command's error to its exit status.
+func exitCodeOf(err error) int {
+	var se agent.StartupError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errUsage):
+		return exitUsage
+	case errors.As(err, &se):
+		return exitStartup
+	}
+	return exitFailure
+}
 
 func usageError(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/edged-dev/edged/agent"
 	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/mqtt"
 	"github.com/edged-dev/edged/pipeline"
@@ -43,7 +44,7 @@ func startReplayPublisher(broker string, cfg config.Config, log *slog.Logger) (*
 	defer cancel()
 	if err := p.client.WaitConnected(ctx); err != nil {
 		p.client.Close()
-		return nil, fmt.Errorf("mqtt broker %s: %w", redact(broker), err)
+		return nil, fmt.Errorf("mqtt broker %s: %w", agent.Redact(broker), err)
 	}
 	return p, nil
 }

@@ -3,12 +3,11 @@ package main
 // Configuration and logging for the daemon commands (run, replay, bench).
 
 import (
-	"context"
 	"flag"
-	"log/slog"
 	"os"
 	"strings"
 
+	"github.com/edged-dev/edged/agent"
 	"github.com/edged-dev/edged/config"
 )
 
@@ -56,7 +55,7 @@ func (f *configFlags) load() (config.Config, string, error) {
 	if f.file != "" {
 		var err error
 		if cfg, err = config.ParseFile(f.file); err != nil {
-			return cfg, "", startup(err)
+			return cfg, "", agent.StartupError{Err: err}
 		}
 	}
 	if f.broker != "" {
@@ -84,7 +83,7 @@ func (f *configFlags) load() (config.Config, string, error) {
 		if ve, ok := err.(*config.ValidationError); ok {
 			ve.File = f.file
 		}
-		return cfg, "", startup(err)
+		return cfg, "", agent.StartupError{Err: err}
 	}
 	dataDir := resolveDataDir(f.data, cfg.DataDir)
 	return cfg, dataDir, nil
@@ -97,44 +96,3 @@ func modelDirOf(cfg config.Config) string {
 	}
 	return defaultModelDir()
 }
-
-// daemonLogger builds the logger from log.level and log.format; the level
-// can change on reload. --debug forces debug.
-func daemonLogger(l config.Log, debug bool) (*slog.Logger, *slog.LevelVar) {
-	lv := new(slog.LevelVar)
-	lv.Set(parseLevel(l.Level))
-	if debug {
-		lv.Set(slog.LevelDebug)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	jsonOut := l.Format == "json" ||
-		(l.Format == "auto" && !isTerminal(os.Stderr) && os.Getenv("JOURNAL_STREAM") != "")
-	if jsonOut {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), lv
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts)), lv
-}
-
-func parseLevel(s string) slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return slog.LevelInfo
-	}
-	return l
-}
-
-// minLevel drops records below a level (the embedded broker's chatty
-// info logs: hooks added, listeners attached).
-type minLevel struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.Handler.Enabled(ctx, l)
-}
-
-func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
-	return minLevel{h.Handler.WithAttrs(a), h.min}
-}
-func (h minLevel) WithGroup(n string) slog.Handler { return minLevel{h.Handler.WithGroup(n), h.min} }

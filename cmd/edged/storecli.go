@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/edged-dev/edged/agent"
 	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/infer"
 	"github.com/edged-dev/edged/store"
@@ -85,7 +86,7 @@ func (f *storeCLIFlags) resolve(readOnly bool) (store.Options, bool, error) {
 	}
 	opts := store.DefaultOptions(resolveDataDir(*f.data, cfgDir))
 	opts.EncryptionKey, opts.ReadOnly = key, readOnly
-	opts.MinFreeBytes = minFreeBytes(minFree)
+	opts.MinFreeBytes = agent.MinFreeBytes(minFree)
 	opts.Logger = f.logger()
 	return opts, keepCrops, nil
 }

@@ -1,4 +1,4 @@
-package main
+package agent
 
 // finetuner runs the on-device fine-tune in the daemon: debounced after
 // enrollments, or on the finetune command, one job at a time, with its
@@ -21,7 +21,7 @@ import (
 )
 
 type finetuner struct {
-	c        *core
+	c        *Core
 	log      *slog.Logger
 	debounce time.Duration
 	runs     *metrics.CounterVec
@@ -36,7 +36,7 @@ type finetuner struct {
 
 var _ service.Finetuner = (*finetuner)(nil)
 
-func newFinetuner(c *core, debounce time.Duration, log *slog.Logger) *finetuner {
+func newFinetuner(c *Core, debounce time.Duration, log *slog.Logger) *finetuner {
 	return &finetuner{
 		c: c, log: log.With("component", "finetune"), debounce: debounce,
 		runs:    c.reg.Counter("edged_finetune_runs_total", "Fine-tune jobs by result (activated, rejected, skipped, failed).", "result"),
@@ -47,7 +47,7 @@ func newFinetuner(c *core, debounce time.Duration, log *slog.Logger) *finetuner 
 // activeHead switches the gallery to the store's active head; the job
 // calls it after it stored and activated a head (so the gallery always
 // shows the committed head, under its version id).
-type activeHead struct{ c *core }
+type activeHead struct{ c *Core }
 
 func (a activeHead) SetHead(*head.Head) error {
 	h, err := a.c.st.ActiveHead()

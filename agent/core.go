@@ -1,6 +1,6 @@
-package main
+package agent
 
-// daemon.go builds the long-lived parts shared by `edged run`, `edged
+// core.go builds the long-lived parts shared by `edged run`, `edged
 // replay` and `edged bench` from a configuration: store, gallery, unknown
 // identities, detector, embedder, enroller, service, and the per-camera
 // chains of the pipeline.
@@ -30,48 +30,36 @@ import (
 	"github.com/edged-dev/edged/store"
 )
 
-// startupError marks an error after which restarting cannot help (bad
+// StartupError marks an error after which restarting cannot help (bad
 // configuration, missing model, locked or corrupt store): exit status 3.
-type startupError struct{ err error }
+type StartupError struct{ Err error }
 
-func (e startupError) Error() string { return e.err.Error() }
-func (e startupError) Unwrap() error { return e.err }
+func (e StartupError) Error() string { return e.Err.Error() }
+func (e StartupError) Unwrap() error { return e.Err }
 
 func startup(err error) error {
 	if err == nil {
 		return nil
 	}
-	return startupError{err}
+	return StartupError{err}
 }
 
-// exitCodeOf maps a command's error to its exit status.
-func exitCodeOf(err error) int {
-	var se startupError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, errUsage):
-		return exitUsage
-	case errors.As(err, &se):
-		return exitStartup
-	}
-	return exitFailure
-}
-
-// coreOptions say how to open the core.
-type coreOptions struct {
-	dataDir  string
-	modelDir string
-	// readOnly opens the store without its writer lock (replay, bench):
+// CoreOptions say how to open the core.
+type CoreOptions struct {
+	DataDir  string
+	ModelDir string
+	// ReadOnly opens the store without its writer lock (replay, bench):
 	// unknown identities then live in memory only.
-	readOnly bool
-	// detectWorkers is the detector's network pool size (one per camera
+	ReadOnly bool
+	// DetectWorkers is the detector's network pool size (one per camera
 	// that detects at once).
-	detectWorkers int
+	DetectWorkers int
+	// Version is edged's version (status replies).
+	Version string
 }
 
-// core is everything but the pipeline and MQTT.
-type core struct {
+// Core is everything but the pipeline and MQTT.
+type Core struct {
 	cfg  config.Config
 	log  *slog.Logger
 	reg  *metrics.Registry
@@ -95,14 +83,14 @@ type core struct {
 	pipe *pipeline.Pipeline
 }
 
-// openCore opens the store and loads the gallery and the models. Every
-// error is a startupError. On error, what was opened is closed.
-func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (_ *core, err error) {
-	c := &core{cfg: cfg, log: log, reg: metrics.NewRegistry(), recs: map[string]*pipeline.Recognizer{}, readOnly: o.readOnly}
+// OpenCore opens the store and loads the gallery and the models. Every
+// error is a StartupError. On error, what was opened is closed.
+func OpenCore(cfg config.Config, log *slog.Logger, o CoreOptions) (_ *Core, err error) {
+	c := &Core{cfg: cfg, log: log, reg: metrics.NewRegistry(), recs: map[string]*pipeline.Recognizer{}, readOnly: o.ReadOnly}
 	c.recm = pipeline.NewRecognitionMetrics(c.reg)
 	defer func() {
 		if err != nil {
-			c.close()
+			c.Close()
 			err = startup(err)
 		}
 	}()
@@ -113,12 +101,12 @@ func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (_ *core, err 
 	if err != nil {
 		return nil, fmt.Errorf("store key: %w", err)
 	}
-	dir, readOnly := o.dataDir, o.readOnly
-	if o.readOnly {
-		if _, serr := os.Stat(o.dataDir); errors.Is(serr, os.ErrNotExist) {
+	dir, readOnly := o.DataDir, o.ReadOnly
+	if o.ReadOnly {
+		if _, serr := os.Stat(o.DataDir); errors.Is(serr, os.ErrNotExist) {
 			// Nobody enrolled yet: an empty, throw-away gallery (every face
 			// is unknown).
-			log.Warn("no data directory: nobody is enrolled, every face will be unknown (enroll with edged enroll --data DIR)", "data", o.dataDir)
+			log.Warn("no data directory: nobody is enrolled, every face will be unknown (enroll with edged enroll --data DIR)", "data", o.DataDir)
 			if dir, err = os.MkdirTemp("", "edged-empty-"); err != nil {
 				return nil, err
 			}
@@ -126,25 +114,25 @@ func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (_ *core, err 
 		}
 	}
 	c.st, err = store.Open(store.Options{Dir: dir, EncryptionKey: key, ReadOnly: readOnly,
-		GCInterval: cfg.Store.GCInterval, MinFreeBytes: minFreeBytes(cfg.Store.MinFreeMB),
+		GCInterval: cfg.Store.GCInterval, MinFreeBytes: MinFreeBytes(cfg.Store.MinFreeMB),
 		Logger: log.With("component", "store")})
 	if err != nil {
-		if o.readOnly {
-			return nil, fmt.Errorf("open store %s: %w (if edged runs on it, stop it or use a copy: edged backup)", o.dataDir, err)
+		if o.ReadOnly {
+			return nil, fmt.Errorf("open store %s: %w (if edged runs on it, stop it or use a copy: edged backup)", o.DataDir, err)
 		}
-		return nil, fmt.Errorf("open store %s: %w", o.dataDir, err)
+		return nil, fmt.Errorf("open store %s: %w", o.DataDir, err)
 	}
 	minScore, minSize := cfg.Detect.ScoreThreshold, cfg.Detect.MinFaceSize
 	for _, cs := range cfg.EnabledCameras() {
 		minScore, minSize = min(minScore, cs.ScoreThreshold), min(minSize, cs.MinFaceSize)
 	}
-	dopts := detect.DefaultOptions(o.modelDir)
+	dopts := detect.DefaultOptions(o.ModelDir)
 	dopts.Backend = cfg.Detect.Backend
 	dopts.ScoreThreshold = float32(minScore)
 	dopts.NMSThreshold = float32(cfg.Detect.NMSThreshold)
 	dopts.MinFace = minSize
 	dopts.MaxFace = cfg.Detect.MaxFaceSize
-	dopts.Workers = max(1, o.detectWorkers)
+	dopts.Workers = max(1, o.DetectWorkers)
 	dopts.Template = c.bb.Template
 	dopts.Logger = log.With("component", "detect")
 	if c.det, err = detect.New(dopts); err != nil {
@@ -158,13 +146,13 @@ func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (_ *core, err 
 		eopts.BatchWait = -1 // config 0: do not wait
 	}
 	eopts.Logger = log.With("component", "infer")
-	if c.emb, err = infer.NewEmbedder(o.modelDir, eopts); err != nil {
+	if c.emb, err = infer.NewEmbedder(o.ModelDir, eopts); err != nil {
 		return nil, fmt.Errorf("embedding network: %w", err)
 	}
 	// A store whose embeddings come from another backbone is re-embedded
 	// from its face crops before anything is matched: the gallery below
 	// then holds one backbone's vectors only.
-	if !o.readOnly && c.tmpDir == "" {
+	if !o.ReadOnly && c.tmpDir == "" {
 		if err := reembedStore(context.Background(), c.st, c.bb, c.emb, log); err != nil {
 			return nil, err
 		}
@@ -184,7 +172,7 @@ func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (_ *core, err 
 	} else if n > 0 {
 		log.Info("unknown-face clusters of another backbone are not used", "clusters", n, "backbone", c.bb.ID)
 	}
-	if o.readOnly {
+	if o.ReadOnly {
 		c.memUnknowns = &memoryUnknowns{u: c.unk}
 	}
 
@@ -195,9 +183,9 @@ func openCore(cfg config.Config, log *slog.Logger, o coreOptions) (_ *core, err 
 		Events:    func(r enroll.Result) []store.OutboxEvent { return c.svc.EnrollEvents(r) },
 		Logger:    log.With("component", "enroll"),
 	})
-	svcOpts := service.Options{Device: cfg.Device, Version: version, Store: c.st, Gallery: c.g, Enroller: c.en,
+	svcOpts := service.Options{Device: cfg.Device, Version: o.Version, Store: c.st, Gallery: c.g, Enroller: c.en,
 		Cameras: c, Logger: log}
-	if cfg.UnknownClustersEnabled() && !o.readOnly {
+	if cfg.UnknownClustersEnabled() && !o.ReadOnly {
 		svcOpts.Unknowns = c.unk
 	}
 	if c.svc, err = service.New(svcOpts); err != nil {
@@ -246,8 +234,8 @@ func reembedStore(ctx context.Context, st *store.Store, bb *infer.Backbone, emb 
 	return nil
 }
 
-// close releases everything openCore opened, in reverse order.
-func (c *core) close() {
+// Close releases everything OpenCore opened, in reverse order.
+func (c *Core) Close() {
 	if c.emb != nil {
 		if err := c.emb.Close(); err != nil && !errors.Is(err, infer.ErrClosed) {
 			c.log.Error("closing the embedder", "err", err)
@@ -266,8 +254,20 @@ func (c *core) close() {
 	}
 }
 
+// Metrics is the registry of the core's metrics (and the pipeline's).
+func (c *Core) Metrics() *metrics.Registry { return c.reg }
+
+// Recognition is the recognizers' metrics (faces, embeddings, tracks).
+func (c *Core) Recognition() *pipeline.RecognitionMetrics { return c.recm }
+
+// Gallery is the enrolled people.
+func (c *Core) Gallery() *gallery.Gallery { return c.g }
+
+// Enroller enrolls people into the store and the gallery.
+func (c *Core) Enroller() *enroll.Enroller { return c.en }
+
 // CameraStats implements service.Cameras.
-func (c *core) CameraStats() []pipeline.CameraStats {
+func (c *Core) CameraStats() []pipeline.CameraStats {
 	c.mu.Lock()
 	p := c.pipe
 	c.mu.Unlock()
@@ -278,7 +278,7 @@ func (c *core) CameraStats() []pipeline.CameraStats {
 }
 
 // TrackEmbeddings implements service.Cameras.
-func (c *core) TrackEmbeddings(camera string, track uint64) ([][]float32, bool) {
+func (c *Core) TrackEmbeddings(camera string, track uint64) ([][]float32, bool) {
 	c.mu.Lock()
 	r := c.recs[camera]
 	c.mu.Unlock()
@@ -328,20 +328,20 @@ func (m *memoryUnknowns) AssignUnknown(camera string, faces []gallery.TrackFace)
 	return id.ID, nil
 }
 
-// cameraMode says how a camera's frames are taken.
-type cameraMode struct {
-	fast       bool   // files as fast as the pipeline goes (replay, bench)
-	mediaClock bool   // event times are media times (replay)
-	source     string // put into events (replay)
+// CameraMode says how a camera's frames are taken.
+type CameraMode struct {
+	Fast       bool   // files as fast as the pipeline goes (replay, bench)
+	MediaClock bool   // event times are media times (replay)
+	Source     string // put into events (replay)
 }
 
-// newCamera opens a camera's capture and builds its chain: capture ->
+// NewCamera opens a camera's capture and builds its chain: capture ->
 // detect -> recognize (-> outputs). onEvent receives the capture's
 // outages as MQTT payloads.
-func (c *core) newCamera(cs config.CameraSettings, mode cameraMode, outputs []pipeline.FrameOutput, onEvent func(pipeline.Event)) (pipeline.Camera, *pipeline.Recognizer, error) {
+func (c *Core) NewCamera(cs config.CameraSettings, mode CameraMode, outputs []pipeline.FrameOutput, onEvent func(pipeline.Event)) (pipeline.Camera, *pipeline.Recognizer, error) {
 	copts := capture.Options{Width: cs.Width, Height: cs.Height, FPS: cs.FPS, Loop: cs.Loop,
 		Logger: c.log.With("component", "capture", "camera", cs.Name)}
-	if mode.fast {
+	if mode.Fast {
 		copts.Mode = capture.ModeFast
 	}
 	if onEvent != nil {
@@ -367,7 +367,7 @@ func (c *core) newCamera(cs config.CameraSettings, mode cameraMode, outputs []pi
 		Tracker: gallery.TrackerOptions{Space: c.bb.Space, MinQuality: float32(cs.MinQuality), Decide: r.Decide, MaxEmbeds: r.MaxEmbeds,
 			Recheck: r.Recheck, Timeout: r.TrackTimeout},
 		Threshold: threshold, Margin: r.Margin,
-		MediaClock: mode.mediaClock, Source: mode.source,
+		MediaClock: mode.MediaClock, Source: mode.Source,
 		Model: c.g.ProjectorID, Metrics: c.recm, Logger: c.log.With("camera", cs.Name),
 	}
 	if c.cfg.UnknownClustersEnabled() {
@@ -394,7 +394,7 @@ func (c *core) newCamera(cs config.CameraSettings, mode cameraMode, outputs []pi
 		},
 		Outputs:  outputs,
 		MaxFPS:   cs.FPS,
-		Lossless: mode.fast,
+		Lossless: mode.Fast,
 	}
 	return cam, rec, nil
 }
@@ -429,9 +429,9 @@ func cameraPayload(camera string, e capture.Event) ([]mqtt.Payload, bool) {
 	}, true
 }
 
-// minFreeBytes maps store.min_free_mb onto store.Options.MinFreeBytes, where
+// MinFreeBytes maps store.min_free_mb onto store.Options.MinFreeBytes, where
 // 0 means the default and a negative value turns the check off.
-func minFreeBytes(mb int) int64 {
+func MinFreeBytes(mb int) int64 {
 	if mb == 0 {
 		return -1
 	}

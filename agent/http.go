@@ -1,4 +1,4 @@
-package main
+package agent
 
 // The local HTTP endpoint: Prometheus /metrics and /healthz.
 
