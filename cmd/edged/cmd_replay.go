@@ -147,9 +147,9 @@ func runReplay(ctx context.Context, args []string) (int, error) {
 	if !*quiet && *events != "-" && isTerminal(os.Stderr) {
 		outputs = append(outputs, pipeline.LogOutput{Log: newLogger(false, false)})
 	}
-	var pub *replayPublisher
+	var pub *agent.Publisher
 	if *broker != "" {
-		if pub, err = startReplayPublisher(*broker, cfg, log); err != nil {
+		if pub, err = agent.StartPublisher(*broker, cfg, version, log); err != nil {
 			return exitFailure, err
 		}
 		outputs = append(outputs, pub)
@@ -191,7 +191,7 @@ func runReplay(ctx context.Context, args []string) (int, error) {
 	counter.bar.Finish()
 	wall := time.Since(start)
 	if pub != nil {
-		if err := pub.finish(); err != nil {
+		if err := pub.Finish(); err != nil {
 			runErr = errors.Join(runErr, err)
 		}
 	}

@@ -1,31 +1,30 @@
-package main
+package agent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
-	"github.com/edged-dev/edged/agent"
 	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/mqtt"
 	"github.com/edged-dev/edged/pipeline"
 )
 
-// replayPublisher publishes a replay's events to an MQTT broker through an
+// Publisher publishes a replay's events to an MQTT broker through an
 // in-memory outbox (a replay has no durable outbox of its own).
-type replayPublisher struct {
+type Publisher struct {
 	box    *mqtt.MemOutbox
 	client *mqtt.Client
 	log    *slog.Logger
 }
 
-var _ pipeline.EventOutput = (*replayPublisher)(nil)
+var _ pipeline.EventOutput = (*Publisher)(nil)
 
-func startReplayPublisher(broker string, cfg config.Config, log *slog.Logger) (*replayPublisher, error) {
-	p := &replayPublisher{box: mqtt.NewMemOutbox(), log: log}
+// StartPublisher connects to broker with cfg's MQTT settings (and client id
+// plus "-replay") and waits for the connection (10 s at most).
+func StartPublisher(broker string, cfg config.Config, version string, log *slog.Logger) (*Publisher, error) {
+	p := &Publisher{box: mqtt.NewMemOutbox(), log: log}
 	opts := mqtt.Options{
 		Broker: broker, ClientID: cfg.MQTT.ClientID + "-replay", Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
 		CAFile: cfg.MQTT.CAFile, CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile,
@@ -44,14 +43,16 @@ func startReplayPublisher(broker string, cfg config.Config, log *slog.Logger) (*
 	defer cancel()
 	if err := p.client.WaitConnected(ctx); err != nil {
 		p.client.Close()
-		return nil, fmt.Errorf("mqtt broker %s: %w", agent.Redact(broker), err)
+		return nil, fmt.Errorf("mqtt broker %s: %w", Redact(broker), err)
 	}
 	return p, nil
 }
 
-func (p *replayPublisher) Name() string { return "mqtt" }
+// Name implements pipeline.Named.
+func (p *Publisher) Name() string { return "mqtt" }
 
-func (p *replayPublisher) WriteEvents(events []pipeline.Event) error {
+// WriteEvents implements pipeline.EventOutput.
+func (p *Publisher) WriteEvents(events []pipeline.Event) error {
 	for _, e := range events {
 		pl, ok := e.Payload.(mqtt.Payload)
 		if !ok {
@@ -64,11 +65,12 @@ func (p *replayPublisher) WriteEvents(events []pipeline.Event) error {
 	return nil
 }
 
-func (p *replayPublisher) Close() error { return nil }
+// Close implements pipeline.EventOutput (Finish disconnects).
+func (p *Publisher) Close() error { return nil }
 
-// finish waits until the broker acknowledged every event (at most 30 s),
+// Finish waits until the broker acknowledged every event (at most 30 s),
 // then disconnects.
-func (p *replayPublisher) finish() error {
+func (p *Publisher) Finish() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := p.client.Flush(ctx)
@@ -77,10 +79,4 @@ func (p *replayPublisher) finish() error {
 		return fmt.Errorf("mqtt: %d events not acknowledged: %w", p.box.Len(), err)
 	}
 	return nil
-}
-
-func writeJSON(w io.Writer, v any) {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }
