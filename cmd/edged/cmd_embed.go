@@ -25,6 +25,7 @@ import (
 	"github.com/edged-dev/edged/face"
 	"github.com/edged-dev/edged/infer"
 	"github.com/edged-dev/edged/internal/imagefile"
+	"github.com/edged-dev/edged/internal/progress"
 )
 
 func init() {
@@ -232,7 +233,7 @@ func (p *facePipeline) imageLine(path string) ([]byte, error) {
 // Whole-process time is what a user sees: files are decoded by `workers`
 // goroutines a batch at a time, and each batch goes to the network in one
 // session run (the embedder's MaxBatch), instead of one file per call.
-func (p *facePipeline) chipLines(ctx context.Context, paths []string, workers int, w io.Writer, bar *progressBar) (int, error) {
+func (p *facePipeline) chipLines(ctx context.Context, paths []string, workers int, w io.Writer, bar *progress.Bar) (int, error) {
 	batch := p.emb.Options().MaxBatch
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
@@ -403,7 +404,7 @@ func embedInputs(args []string, list string, stdin io.Reader) ([]string, error) 
 // runOrdered processes paths with `workers` goroutines and writes one line
 // per path to w in input order, an error line for each failure. It returns
 // the number of failures; a cancelled ctx stops it early with ctx's error.
-func runOrdered(ctx context.Context, paths []string, workers int, process func(string) ([]byte, error), w io.Writer, bar *progressBar) (int, error) {
+func runOrdered(ctx context.Context, paths []string, workers int, process func(string) ([]byte, error), w io.Writer, bar *progress.Bar) (int, error) {
 	type result struct {
 		i      int
 		line   []byte

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edged-dev/edged/internal/procmem"
+	"github.com/edged-dev/edged/internal/progress"
 
 	"github.com/edged-dev/edged/agent"
 	"github.com/edged-dev/edged/config"
@@ -235,7 +236,7 @@ func splitPositional(args []string) (string, []string) {
 type frameCounter struct {
 	n    uint64
 	last time.Duration
-	bar  *progressBar
+	bar  *progress.Bar
 }
 
 func (f *frameCounter) Name() string { return "count" }

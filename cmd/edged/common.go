@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/term"
+
+	"github.com/edged-dev/edged/internal/progress"
 )
 
 // defaultModelDir finds the model files: $EDGED_MODELS, then the install
@@ -65,6 +67,17 @@ func newLogger(debug bool, jsonOut bool) *slog.Logger {
 }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// progressBar is a progress bar on stderr (package progress).
+type progressBar = progress.Bar
+
+// newProgressBar returns a bar on stderr when it is a terminal, else nil.
+func newProgressBar(label string, total int) *progressBar {
+	if !isTerminal(os.Stderr) {
+		return nil
+	}
+	return progress.New(os.Stderr, label, total)
+}
 
 // evalCommands are the `edged eval KIND` subcommands (lfw, fewshot, ...),
 // each registered by its own file.

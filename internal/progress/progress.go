@@ -1,18 +1,18 @@
-package main
+// Package progress draws a progress bar on one terminal line.
+package progress
 
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"time"
 )
 
-// progressBar draws "[=====>    ] 120/1181  38.2/s  ETA 28s" on one
-// terminal line (stderr), at most every 100 ms. A nil *progressBar (not a
-// terminal) does nothing, so callers need no checks.
-type progressBar struct {
+// Bar draws "[=====>    ] 120/1181  38.2/s  ETA 28s" on one terminal
+// line, at most every 100 ms. A nil *Bar (not a terminal) does nothing, so
+// callers need no checks.
+type Bar struct {
 	mu    sync.Mutex
 	w     io.Writer
 	label string
@@ -22,16 +22,17 @@ type progressBar struct {
 	last  time.Time
 }
 
-// newProgressBar returns a bar on stderr when it is a terminal, else nil.
-func newProgressBar(label string, total int) *progressBar {
-	if !isTerminal(os.Stderr) || total <= 0 {
+// New returns a bar on w (a terminal) for total items, or nil when total
+// is not positive.
+func New(w io.Writer, label string, total int) *Bar {
+	if total <= 0 {
 		return nil
 	}
-	return &progressBar{w: os.Stderr, label: label, total: total, start: time.Now()}
+	return &Bar{w: w, label: label, total: total, start: time.Now()}
 }
 
 // Add counts n more items done and redraws when due.
-func (p *progressBar) Add(n int) {
+func (p *Bar) Add(n int) {
 	if p == nil {
 		return
 	}
@@ -44,7 +45,7 @@ func (p *progressBar) Add(n int) {
 	}
 }
 
-func (p *progressBar) draw(now time.Time) {
+func (p *Bar) draw(now time.Time) {
 	const width = 30
 	frac := float64(p.done) / float64(p.total)
 	fill := min(int(frac*width), width)
@@ -62,7 +63,7 @@ func (p *progressBar) draw(now time.Time) {
 }
 
 // Finish clears the bar's line.
-func (p *progressBar) Finish() {
+func (p *Bar) Finish() {
 	if p == nil {
 		return
 	}
