@@ -210,27 +210,6 @@ func TestConfigFlagsOverrideFile(t *testing.T) {
 	}
 }
 
-func TestParseTile(t *testing.T) {
-	for _, tc := range []struct {
-		in    string
-		want  tileSpec
-		isErr bool
-	}{
-		{"a.mp4", tileSpec{path: "a.mp4"}, false},
-		{"a.mp4@2:8", tileSpec{path: "a.mp4", start: 2 * time.Second, duration: 8 * time.Second}, false},
-		{"/x:y/p.jpg:1.5", tileSpec{path: "/x:y/p.jpg", duration: 1500 * time.Millisecond}, false},
-		{"blank:3", tileSpec{blank: true, duration: 3 * time.Second}, false},
-		{"blank:0", tileSpec{}, true},
-		{"a.mp4:-1", tileSpec{}, true},
-		{"", tileSpec{}, true},
-	} {
-		got, err := parseTile(tc.in)
-		if (err != nil) != tc.isErr || (!tc.isErr && got != tc.want) {
-			t.Errorf("parseTile(%q) = %+v, %v", tc.in, got, err)
-		}
-	}
-}
-
 // Bad input to replay, bench and mkvideo is a clear error, never a crash.
 func TestReplayBadInput(t *testing.T) {
 	e := newE2E(t)
