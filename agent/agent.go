@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/edged-dev/edged/config"
@@ -20,169 +17,272 @@ import (
 	"github.com/edged-dev/edged/service"
 )
 
-// Options configure a Daemon.
+// Options configure an Agent. Config, DataDir and ModelDir are required.
 type Options struct {
-	Config     config.Config
-	ConfigFile string // for the log
-	// Load reads the configuration again (SIGHUP); nil: reloads are refused.
-	Load     func() (config.Config, error)
-	DataDir  string
+	// Config is the configuration, defaults filled (config.Default, a
+	// file, Finish); New validates it.
+	Config config.Config
+	// DataDir is the store's directory (created when missing).
+	DataDir string
+	// ModelDir holds the model files.
 	ModelDir string
-	Logger   *slog.Logger
-	Level    *slog.LevelVar // the logger's level, set again on reload
-	Debug    bool           // debug logging whatever the configuration says
-	Version  string
-	Started  time.Time // the process start, for the start-to-ready time
+	// ConfigFile names the configuration's file in the log ("": none).
+	ConfigFile string
+	// Logger receives the daemon's logs. Default: slog.Default().
+	Logger *slog.Logger
+	// Level is Logger's level, if it can change: Reload sets it from
+	// log.level. Optional.
+	Level *slog.LevelVar
+	// Debug keeps debug logging whatever log.level says (and lets the
+	// embedded broker log below warnings).
+	Debug bool
+	// Version is reported in status replies, discovery and edged_build_info.
+	Version string
+	// Started is when the process started, for edged_startup_seconds and
+	// the uptime in /healthz. Default: when New was called.
+	Started time.Time
 }
 
-// New returns the daemon of `edged run`.
-func New(o Options) *Daemon {
-	return &Daemon{load: o.Load, debug: o.Debug, cfg: o.Config, cfgFile: o.ConfigFile, dataDir: o.DataDir, modelDir: o.ModelDir,
-		log: o.Logger, level: o.Level, version: o.Version, started: o.Started}
-}
+// Agent is the edged daemon: one store, gallery, detector, embedder and
+// MQTT connection, and one pipeline chain per camera. New, Start and Close
+// are called once each, in that order (Run does Start and Close around a
+// context); Reload, Wait and Health are safe for concurrent use while it
+// runs.
+type Agent struct {
+	opts    Options
+	log     *slog.Logger
+	started time.Time
 
-// Daemon is one `edged run`.
-type Daemon struct {
-	load     func() (config.Config, error)
-	debug    bool
-	cfg      config.Config
-	cfgFile  string
-	dataDir  string
-	modelDir string
-	log      *slog.Logger
-	level    *slog.LevelVar
-	version  string
-	started  time.Time
-
+	broker *mqtt.Broker // nil with an external broker
 	c      *Core
-	pipe   *pipeline.Pipeline
-	broker *mqtt.Broker
-	client *mqtt.Client
 	outbox *service.StoreOutbox
-	http   *httpServer
-	ft     *finetuner
+	pipe   *pipeline.Pipeline
+	ft     *finetuner // nil when fine-tuning is off
+	client *mqtt.Client
+	http   *httpServer // nil when http.addr is off
 
-	mu     sync.Mutex
-	chains map[string]*pipeline.Chain
-	ready  bool
+	stopBG  context.CancelFunc // store GC, fine-tune
+	bgWG    sync.WaitGroup
+	camCtx  context.Context // the cameras' context
+	stopCam context.CancelFunc
+	stopWD  context.CancelFunc // the systemd watchdog
+	once    sync.Once          // shutdown
+
+	reloadMu sync.Mutex    // one Start or Reload at a time
+	cfg      config.Config // the running configuration
+
+	mu      sync.Mutex
+	chains  map[string]*pipeline.Chain // running cameras
+	ready   bool
+	running bool // Start was called
+	closed  bool
 }
 
-// Run starts the daemon and serves until ctx ends.
-func (d *Daemon) Run(ctx context.Context) (err error) {
-	log := d.log
-	log.Info("edged starting", "version", d.version, "device", d.cfg.Device, "data", d.dataDir, "config", d.cfgFile)
+// New opens everything but the cameras, in this order: the embedded broker
+// (when no broker URL is configured, so clients can connect while models
+// load), the store, gallery and models (OpenCore), the pipeline and its
+// outbox, the background work (store GC, fine-tune), the MQTT client and
+// the /metrics and /healthz endpoint. Errors after which a restart cannot
+// help are StartupErrors. On error, what was opened is closed.
+func New(o Options) (_ *Agent, err error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Started.IsZero() {
+		o.Started = time.Now()
+	}
+	a := &Agent{opts: o, log: o.Logger, started: o.Started, cfg: o.Config, chains: map[string]*pipeline.Chain{}}
+	a.camCtx, a.stopCam = context.WithCancel(context.Background())
+	log := a.log
+	log.Info("edged starting", "version", o.Version, "device", o.Config.Device, "data", o.DataDir, "config", o.ConfigFile)
 	_ = sdnotify.Status("starting")
 	defer func() {
 		if err != nil {
 			_ = sdnotify.Status("failed: " + err.Error())
+			a.shutdown()
 		}
 	}()
+	cfg := o.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, startup(err)
+	}
+	if o.DataDir == "" || o.ModelDir == "" {
+		return nil, startup(errors.New("agent: DataDir and ModelDir are required"))
+	}
 
 	// The embedded broker first: clients can connect while models load.
-	if d.cfg.MQTT.Broker == "" {
-		d.broker, err = mqtt.StartBrokerWith(mqtt.BrokerOptions{Addr: d.cfg.MQTT.Listen, Prefix: d.cfg.MQTT.TopicPrefix,
-			MaxPacketSize: uint32(d.cfg.MQTT.MaxPayload) + 4096, Logger: d.brokerLog()})
+	if cfg.MQTT.Broker == "" {
+		a.broker, err = mqtt.StartBrokerWith(mqtt.BrokerOptions{Addr: cfg.MQTT.Listen, Prefix: cfg.MQTT.TopicPrefix,
+			MaxPacketSize: uint32(cfg.MQTT.MaxPayload) + 4096, Logger: a.brokerLog()})
 		if err != nil {
-			return startup(fmt.Errorf("embedded broker: %w", err))
+			return nil, startup(fmt.Errorf("embedded broker: %w", err))
 		}
-		defer d.broker.Close()
 	}
 
-	enabled := d.cfg.EnabledCameras()
-	d.c, err = OpenCore(d.cfg, log, CoreOptions{DataDir: d.dataDir, ModelDir: d.modelDir, DetectWorkers: min(max(len(enabled), 1), 2), Version: d.version})
+	enabled := cfg.EnabledCameras()
+	a.c, err = OpenCore(cfg, log, CoreOptions{DataDir: o.DataDir, ModelDir: o.ModelDir, DetectWorkers: min(max(len(enabled), 1), 2), Version: o.Version})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer d.c.Close()
-	d.registerMetrics()
+	a.registerMetrics()
 
 	// Pipeline: the outbox output (and the log) consume every camera.
-	d.outbox = service.NewStoreOutbox(d.c.st)
-	d.pipe = pipeline.New(pipeline.Options{Queue: d.cfg.Pipeline.FaceQueue, EventQueue: d.cfg.Pipeline.EventQueue,
-		Logger: log, Metrics: d.c.reg},
-		service.NewOutboxOutput(d.c.st, d.c.svc, log), pipeline.LogOutput{Log: log.With("component", "events")})
-	if err := d.pipe.Start(); err != nil {
-		return err
+	a.outbox = service.NewStoreOutbox(a.c.st)
+	a.pipe = pipeline.New(pipeline.Options{Queue: cfg.Pipeline.FaceQueue, EventQueue: cfg.Pipeline.EventQueue,
+		Logger: log, Metrics: a.c.reg},
+		service.NewOutboxOutput(a.c.st, a.c.svc, log), pipeline.LogOutput{Log: log.With("component", "events")})
+	if err := a.pipe.Start(); err != nil {
+		return nil, err
 	}
-	d.c.mu.Lock()
-	d.c.pipe = d.pipe
-	d.c.mu.Unlock()
+	a.c.mu.Lock()
+	a.c.pipe = a.pipe
+	a.c.mu.Unlock()
 
 	// Background work: store GC, fine-tune.
 	bg, stopBG := context.WithCancel(context.Background())
-	var bgWG sync.WaitGroup
-	defer func() { stopBG(); bgWG.Wait() }()
-	bgWG.Add(1)
-	go func() { defer bgWG.Done(); _ = d.c.st.RunGC(bg) }()
-	if d.cfg.FinetuneEnabled() {
-		d.ft = newFinetuner(d.c, d.cfg.Finetune.Debounce, log)
-		d.c.svc.SetFinetuner(d.ft)
-		bgWG.Add(1)
-		go func() { defer bgWG.Done(); d.ft.Run(bg) }()
+	a.stopBG = stopBG
+	a.bgWG.Add(1)
+	go func() { defer a.bgWG.Done(); _ = a.c.st.RunGC(bg) }()
+	if cfg.FinetuneEnabled() {
+		a.ft = newFinetuner(a.c, cfg.Finetune.Debounce, log)
+		a.c.svc.SetFinetuner(a.ft)
+		a.bgWG.Add(1)
+		go func() { defer a.bgWG.Done(); a.ft.Run(bg) }()
 	}
 
 	// MQTT client: publishes the outbox, serves the commands.
-	if err := d.startMQTT(); err != nil {
-		d.pipe.Close()
-		return err
+	if err := a.startMQTT(); err != nil {
+		return nil, err
 	}
-
-	if d.cfg.HTTPEnabled() {
-		if d.http, err = startHTTP(d.cfg.HTTP.Addr, d.c.reg, d.health, log); err != nil {
-			d.shutdown()
-			return err
+	if cfg.HTTPEnabled() {
+		if a.http, err = startHTTP(cfg.HTTP.Addr, a.c.reg, a.Health, log); err != nil {
+			return nil, err
 		}
 	}
+	return a, nil
+}
 
-	d.chains = map[string]*pipeline.Chain{}
-	d.startCameras(ctx, d.cfg)
-	d.mu.Lock()
-	d.ready = true
-	d.mu.Unlock()
-	ready := time.Since(d.started)
-	d.c.reg.GaugeFunc("edged_startup_seconds", "Time from process start to ready (pipeline running).", nil,
+// Start starts every enabled camera (one that cannot be opened is reported
+// and skipped), then reports ready: the log, edged_startup_seconds and
+// systemd (READY=1, and WATCHDOG=1 while no stage is stuck).
+func (a *Agent) Start() error {
+	a.mu.Lock()
+	switch {
+	case a.closed:
+		a.mu.Unlock()
+		return ErrClosed
+	case a.running:
+		a.mu.Unlock()
+		return errors.New("agent: already started")
+	}
+	a.running = true
+	a.mu.Unlock()
+
+	a.reloadMu.Lock()
+	a.startCameras(a.cfg)
+	a.reloadMu.Unlock()
+	a.mu.Lock()
+	a.ready = true
+	n := len(a.chains)
+	a.mu.Unlock()
+	ready := time.Since(a.started)
+	a.c.reg.GaugeFunc("edged_startup_seconds", "Time from process start to ready (pipeline running).", nil,
 		func(emit func(float64, ...string)) { emit(ready.Seconds()) })
-	log.Info("ready", "startup", ready.Round(time.Millisecond), "cameras", len(d.chains), "mqtt", d.brokerURL())
+	a.log.Info("ready", "startup", ready.Round(time.Millisecond), "cameras", n, "mqtt", a.brokerURL())
 	_ = sdnotify.Ready()
-	_ = sdnotify.Status(d.statusLine())
+	_ = sdnotify.Status(a.statusLine())
 
 	wdCtx, stopWD := context.WithCancel(context.Background())
-	go sdnotify.Watchdog(wdCtx, d.pipe.Healthy)
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-hup:
-			d.reload(ctx)
-			continue
-		case <-ctx.Done():
-		}
-		break
-	}
-	stopWD()
-	log.Info("stopping")
-	_ = sdnotify.Stopping()
-	d.shutdown()
-	log.Info("stopped")
+	a.stopWD = stopWD
+	go sdnotify.Watchdog(wdCtx, a.pipe.Healthy)
 	return nil
+}
+
+// Run starts the agent, serves until ctx ends, and closes it. It returns
+// nil after a clean stop.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return a.Close()
+}
+
+// Wait blocks until every running camera has ended (a file camera at the
+// end of its file) or ctx ends. The agent keeps serving MQTT commands.
+func (a *Agent) Wait(ctx context.Context) error { return a.pipe.Wait(ctx) }
+
+// Close stops the agent, each part after the ones that feed it: the
+// cameras (their queues drain and every event reaches the outbox), the
+// MQTT client (it flushes the outbox and publishes offline), the HTTP
+// endpoint, the background work (a running fine-tune is cancelled and
+// stores nothing), the embedder, detector and store, and last the embedded
+// broker. Later calls return ErrClosed.
+func (a *Agent) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return ErrClosed
+	}
+	a.closed = true
+	a.mu.Unlock()
+	if a.stopWD != nil {
+		a.stopWD()
+	}
+	a.log.Info("stopping")
+	_ = sdnotify.Stopping()
+	err := a.shutdown()
+	a.log.Info("stopped")
+	return err
+}
+
+// shutdown closes what is open, in Close's order (once).
+func (a *Agent) shutdown() (err error) {
+	a.once.Do(func() {
+		a.stopCam()
+		if a.pipe != nil {
+			if perr := a.pipe.Close(); perr != nil && !errors.Is(perr, pipeline.ErrClosed) {
+				a.log.Error("pipeline", "err", perr)
+				err = perr
+			}
+		}
+		if a.client != nil {
+			if cerr := a.client.Close(); cerr != nil && !errors.Is(cerr, mqtt.ErrClosed) {
+				a.log.Error("mqtt", "err", cerr)
+				err = errors.Join(err, cerr)
+			}
+		}
+		if a.http != nil {
+			a.http.Close()
+		}
+		if a.stopBG != nil {
+			a.stopBG()
+			a.bgWG.Wait()
+		}
+		if a.c != nil {
+			a.c.Close()
+		}
+		if a.broker != nil {
+			_ = a.broker.Close()
+		}
+	})
+	return err
 }
 
 // brokerLog is the embedded broker's logger: warnings and errors only,
 // unless --debug.
-func (d *Daemon) brokerLog() *slog.Logger {
-	if d.debug {
-		return d.log
+func (a *Agent) brokerLog() *slog.Logger {
+	if a.opts.Debug {
+		return a.log
 	}
-	return slog.New(minLevel{d.log.Handler(), slog.LevelWarn})
+	return slog.New(minLevel{a.log.Handler(), slog.LevelWarn})
 }
 
-func (d *Daemon) brokerURL() string {
-	if d.broker != nil {
-		return "embedded " + d.broker.URL()
+func (a *Agent) brokerURL() string {
+	if a.broker != nil {
+		return "embedded " + a.broker.URL()
 	}
-	return Redact(d.cfg.MQTT.Broker)
+	return Redact(a.cfg.MQTT.Broker)
 }
 
 // Redact hides the credentials of the URLs in u.
@@ -197,26 +297,26 @@ func redactUserinfo(u string) string {
 	return u
 }
 
-func (d *Daemon) startMQTT() error {
-	cfg := d.cfg
+func (a *Agent) startMQTT() error {
+	cfg := a.cfg
 	names := cameraNames(cfg.EnabledCameras())
 	opts := mqtt.Options{
 		Broker: cfg.MQTT.Broker, ClientID: cfg.MQTT.ClientID, Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
 		CAFile: cfg.MQTT.CAFile, CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile,
 		Prefix: cfg.MQTT.TopicPrefix, Device: cfg.Device, KeepAlive: cfg.MQTT.KeepAlive,
 		HomeAssistant: mqtt.HomeAssistantOptions{Disabled: !cfg.DiscoveryEnabled(), Prefix: cfg.MQTT.DiscoveryPrefix, Cameras: names},
-		Version:       d.version, Logger: d.log,
+		Version:       a.opts.Version, Logger: a.log,
 	}
-	if d.broker != nil {
-		opts.Broker = d.broker.URL()
-		opts.Username, opts.Password = d.broker.Credentials()
+	if a.broker != nil {
+		opts.Broker = a.broker.URL()
+		opts.Username, opts.Password = a.broker.Credentials()
 	}
-	router := mqtt.NewServiceRouter(d.c.svc, mqtt.Limits{MaxPayload: cfg.MQTT.MaxPayload}, d.log)
+	router := mqtt.NewServiceRouter(a.c.svc, mqtt.Limits{MaxPayload: cfg.MQTT.MaxPayload}, a.log)
 	var err error
-	if d.client, err = mqtt.New(opts, d.outbox, router); err != nil {
+	if a.client, err = mqtt.New(opts, a.outbox, router); err != nil {
 		return startup(fmt.Errorf("mqtt: %w", err))
 	}
-	if err := d.client.Start(); err != nil {
+	if err := a.client.Start(); err != nil {
 		return err
 	}
 	return nil
@@ -233,51 +333,51 @@ func cameraNames(cs []config.CameraSettings) []string {
 // startCameras opens and starts every enabled camera of cfg. A camera
 // that cannot be opened is reported (log and events/camera down) and
 // skipped: the daemon keeps serving the others and MQTT.
-func (d *Daemon) startCameras(ctx context.Context, cfg config.Config) {
+func (a *Agent) startCameras(cfg config.Config) {
 	enabled := cfg.EnabledCameras()
 	if len(enabled) == 0 {
-		d.log.Warn("no camera configured: serving MQTT commands only (add cameras to the config and send SIGHUP, or use --camera)")
+		a.log.Warn("no camera configured: serving MQTT commands only (add cameras to the config and send SIGHUP, or use --camera)")
 		return
 	}
 	for _, cs := range enabled {
-		cam, rec, err := d.c.NewCamera(cs, CameraMode{}, nil, d.pipe.AddEvent)
+		cam, rec, err := a.c.NewCamera(cs, CameraMode{}, nil, a.pipe.AddEvent)
 		if err != nil {
-			d.log.Error("camera not started", "camera", cs.Name, "err", err)
+			a.log.Error("camera not started", "camera", cs.Name, "err", err)
 			for _, p := range cameraDown(cs.Name, err) {
-				d.pipe.AddEvent(pipeline.Event{Camera: cs.Name, Payload: p})
+				a.pipe.AddEvent(pipeline.Event{Camera: cs.Name, Payload: p})
 			}
 			continue
 		}
-		chain, err := d.pipe.AddCamera(ctx, cam)
+		chain, err := a.pipe.AddCamera(a.camCtx, cam)
 		if err != nil {
-			d.log.Error("camera not started", "camera", cs.Name, "err", err)
+			a.log.Error("camera not started", "camera", cs.Name, "err", err)
 			continue
 		}
-		d.c.mu.Lock()
-		d.c.recs[cs.Name] = rec
-		d.c.mu.Unlock()
-		d.mu.Lock()
-		d.chains[cs.Name] = chain
-		d.mu.Unlock()
-		go d.watchCamera(cs.Name, chain)
-		d.log.Info("camera started", "camera", cs.Name, "fps_cap", cs.FPS)
+		a.c.mu.Lock()
+		a.c.recs[cs.Name] = rec
+		a.c.mu.Unlock()
+		a.mu.Lock()
+		a.chains[cs.Name] = chain
+		a.mu.Unlock()
+		go a.watchCamera(cs.Name, chain)
+		a.log.Info("camera started", "camera", cs.Name, "fps_cap", cs.FPS)
 	}
 }
 
 // watchCamera logs how a camera's chain ended.
-func (d *Daemon) watchCamera(name string, c *pipeline.Chain) {
+func (a *Agent) watchCamera(name string, c *pipeline.Chain) {
 	<-c.Done()
 	st := c.Stats()
 	if err := c.Err(); err != nil {
-		d.log.Error("camera stopped", "camera", name, "err", err, "frames", st.Processed)
+		a.log.Error("camera stopped", "camera", name, "err", err, "frames", st.Processed)
 	} else {
-		d.log.Info("camera ended", "camera", name, "frames", st.Processed, "dropped", st.Dropped)
+		a.log.Info("camera ended", "camera", name, "frames", st.Processed, "dropped", st.Dropped)
 	}
-	d.mu.Lock()
-	if d.chains[name] == c {
-		delete(d.chains, name)
+	a.mu.Lock()
+	if a.chains[name] == c {
+		delete(a.chains, name)
 	}
-	d.mu.Unlock()
+	a.mu.Unlock()
 }
 
 func cameraDown(name string, err error) []mqtt.Payload {
@@ -290,73 +390,85 @@ func cameraDown(name string, err error) []mqtt.Payload {
 }
 
 // stopCameras stops every camera and waits until they drained.
-func (d *Daemon) stopCameras() {
-	d.mu.Lock()
-	chains := make([]*pipeline.Chain, 0, len(d.chains))
-	for _, c := range d.chains {
+func (a *Agent) stopCameras() {
+	a.mu.Lock()
+	chains := make([]*pipeline.Chain, 0, len(a.chains))
+	for _, c := range a.chains {
 		chains = append(chains, c)
 	}
-	d.mu.Unlock()
+	a.mu.Unlock()
 	for _, c := range chains {
 		c.Stop()
 	}
-	d.c.mu.Lock()
-	d.c.recs = map[string]*pipeline.Recognizer{}
-	d.c.mu.Unlock()
+	a.c.mu.Lock()
+	a.c.recs = map[string]*pipeline.Recognizer{}
+	a.c.mu.Unlock()
 }
 
-// reload applies SIGHUP: the file is read again (the flags still win); log
-// level, detection and recognition settings of the cameras and the camera
-// list apply now (cameras restart); other changes are logged as needing a
-// restart. An invalid file keeps the running configuration.
-func (d *Daemon) reload(ctx context.Context) {
+// Reload reads the configuration with load (edged run: the file again,
+// the flags still win) and applies what changed: the log level, the camera
+// list and the cameras' detection and recognition settings apply at once
+// (the cameras restart); the other changed sections, which need a restart,
+// are logged, ignored and returned (config.RestartKeys). A configuration
+// that load or Validate refuses keeps the running one and is returned as
+// the error. systemd is told RELOADING=1, then READY=1.
+func (a *Agent) Reload(load func() (config.Config, error)) ([]string, error) {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
 	_ = sdnotify.Reloading()
-	defer func() { _ = sdnotify.Ready(); _ = sdnotify.Status(d.statusLine()) }()
-	if d.load == nil {
-		d.log.Error("reload: no configuration to read again, keeping the running one")
-		return
+	defer func() { _ = sdnotify.Ready(); _ = sdnotify.Status(a.statusLine()) }()
+	cfg, err := load()
+	if err == nil {
+		err = cfg.Validate()
 	}
-	cfg, err := d.load()
 	if err != nil {
-		d.log.Error("reload: configuration refused, keeping the running one", "err", err)
-		return
+		a.log.Error("reload: configuration refused, keeping the running one", "err", err)
+		return nil, err
 	}
-	if keys := config.RestartKeys(d.cfg, cfg); len(keys) > 0 {
-		d.log.Warn("reload: these changes need a restart and were ignored", "keys", strings.Join(keys, ", "))
+	a.mu.Lock()
+	closed := a.closed
+	a.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
 	}
-	if d.level != nil {
-		d.level.Set(parseLevel(cfg.Log.Level))
-		if d.debug {
-			d.level.Set(slog.LevelDebug)
+	keys := config.RestartKeys(a.cfg, cfg)
+	if len(keys) > 0 {
+		a.log.Warn("reload: these changes need a restart and were ignored", "keys", strings.Join(keys, ", "))
+	}
+	if a.opts.Level != nil {
+		a.opts.Level.Set(parseLevel(cfg.Log.Level))
+		if a.opts.Debug {
+			a.opts.Level.Set(slog.LevelDebug)
 		}
 	}
 	// Apply what can change to the running configuration.
-	next := d.cfg
+	next := a.cfg
 	next.Log = cfg.Log
 	next.Cameras = cfg.Cameras
 	next.Detect.ScoreThreshold, next.Detect.MinFaceSize = cfg.Detect.ScoreThreshold, cfg.Detect.MinFaceSize
 	r := cfg.Recognition
-	r.Threshold, r.Margin = d.cfg.Recognition.Threshold, d.cfg.Recognition.Margin
+	r.Threshold, r.Margin = a.cfg.Recognition.Threshold, a.cfg.Recognition.Margin
 	next.Recognition = r
-	d.stopCameras()
-	d.cfg = next
-	d.c.cfg = next
-	d.startCameras(ctx, next)
-	if d.client != nil {
-		if err := d.client.SetCameras(cameraNames(next.EnabledCameras())); err != nil {
-			d.log.Error("reload: discovery", "err", err)
+	a.stopCameras()
+	a.cfg = next
+	a.c.setConfig(next)
+	a.startCameras(next)
+	if a.client != nil {
+		if err := a.client.SetCameras(cameraNames(next.EnabledCameras())); err != nil {
+			a.log.Error("reload: discovery", "err", err)
 		}
 	}
-	d.log.Info("reloaded", "cameras", len(next.EnabledCameras()))
+	a.log.Info("reloaded", "cameras", len(next.EnabledCameras()))
+	return keys, nil
 }
 
-func (d *Daemon) statusLine() string {
-	d.mu.Lock()
-	names := make([]string, 0, len(d.chains))
-	for n := range d.chains {
+func (a *Agent) statusLine() string {
+	a.mu.Lock()
+	names := make([]string, 0, len(a.chains))
+	for n := range a.chains {
 		names = append(names, n)
 	}
-	d.mu.Unlock()
+	a.mu.Unlock()
 	sort.Strings(names)
 	if len(names) == 0 {
 		return "running, no camera (MQTT commands only)"
@@ -364,44 +476,25 @@ func (d *Daemon) statusLine() string {
 	return fmt.Sprintf("running, %d camera(s): %s", len(names), strings.Join(names, ", "))
 }
 
-// shutdown stops in order: cameras (queues drain, events reach the
-// outbox), fine-tune, the MQTT client (outbox flushed, offline published),
-// the HTTP server; the caller's defers close the broker and the core
-// (embedder, detector, store).
-func (d *Daemon) shutdown() {
-	if d.pipe != nil {
-		if err := d.pipe.Close(); err != nil && !errors.Is(err, pipeline.ErrClosed) {
-			d.log.Error("pipeline", "err", err)
-		}
-	}
-	if d.client != nil {
-		if err := d.client.Close(); err != nil && !errors.Is(err, mqtt.ErrClosed) {
-			d.log.Error("mqtt", "err", err)
-		}
-	}
-	if d.http != nil {
-		d.http.Close()
-	}
-}
-
-// health is /healthz: unhealthy when a stage is stuck.
-func (d *Daemon) health() (healthReport, bool) {
-	rep := healthReport{Status: "ok", MQTT: "disconnected", UptimeS: time.Since(d.started).Seconds(), Cameras: []string{}}
-	d.mu.Lock()
-	ready := d.ready
-	for n := range d.chains {
+// Health is the body of /healthz and whether the agent is healthy: not
+// while starting, nor when a stage is stuck.
+func (a *Agent) Health() (HealthReport, bool) {
+	rep := HealthReport{Status: "ok", MQTT: "disconnected", UptimeS: time.Since(a.started).Seconds(), Cameras: []string{}}
+	a.mu.Lock()
+	ready := a.ready
+	for n := range a.chains {
 		rep.Cameras = append(rep.Cameras, n)
 	}
-	d.mu.Unlock()
+	a.mu.Unlock()
 	sort.Strings(rep.Cameras)
-	if d.client != nil && d.client.Connected() {
+	if a.client != nil && a.client.Connected() {
 		rep.MQTT = "connected"
 	}
 	if !ready {
 		rep.Status = "starting"
 		return rep, false
 	}
-	if err := d.pipe.Healthy(); err != nil {
+	if err := a.pipe.Healthy(); err != nil {
 		rep.Status, rep.Problem = "unhealthy", err.Error()
 		return rep, false
 	}
@@ -409,19 +502,19 @@ func (d *Daemon) health() (healthReport, bool) {
 }
 
 // registerMetrics adds the daemon-level series to the core's registry.
-func (d *Daemon) registerMetrics() {
-	reg := d.c.reg
+func (a *Agent) registerMetrics() {
+	reg := a.c.reg
 	reg.GaugeFunc("edged_build_info", "Version of edged (value 1).", []string{"version"},
-		func(emit func(float64, ...string)) { emit(1, d.version) })
+		func(emit func(float64, ...string)) { emit(1, a.opts.Version) })
 	reg.GaugeFunc("edged_outbox_depth", "Events waiting in the outbox for the MQTT broker.", nil,
 		func(emit func(float64, ...string)) {
-			if n := d.outbox.Len(); n >= 0 {
+			if n := a.outbox.Len(); n >= 0 {
 				emit(float64(n))
 			}
 		})
 	reg.GaugeFunc("edged_mqtt_connected", "1 when connected to the MQTT broker.", nil,
 		func(emit func(float64, ...string)) {
-			if d.client != nil && d.client.Connected() {
+			if a.client != nil && a.client.Connected() {
 				emit(1)
 			} else {
 				emit(0)
@@ -429,20 +522,20 @@ func (d *Daemon) registerMetrics() {
 		})
 	reg.CounterFunc("edged_mqtt_published_total", "Events published and acknowledged by the broker.", nil,
 		func(emit func(float64, ...string)) {
-			if d.client != nil {
-				emit(float64(d.client.Stats().Published))
+			if a.client != nil {
+				emit(float64(a.client.Stats().Published))
 			}
 		})
 	reg.CounterFunc("edged_mqtt_commands_total", "Commands received.", nil,
 		func(emit func(float64, ...string)) {
-			if d.client != nil {
-				emit(float64(d.client.Stats().Commands))
+			if a.client != nil {
+				emit(float64(a.client.Stats().Commands))
 			}
 		})
 	reg.GaugeFunc("edged_gallery_people", "People in the gallery.", nil,
-		func(emit func(float64, ...string)) { emit(float64(d.c.g.Info().People)) })
+		func(emit func(float64, ...string)) { emit(float64(a.c.g.Info().People)) })
 	reg.GaugeFunc("edged_gallery_samples", "Samples in the gallery.", nil,
-		func(emit func(float64, ...string)) { emit(float64(d.c.g.Info().Samples)) })
+		func(emit func(float64, ...string)) { emit(float64(a.c.g.Info().Samples)) })
 	reg.GaugeFunc("edged_gallery_threshold", "Distance threshold of the open-set decision.", nil,
-		func(emit func(float64, ...string)) { emit(d.c.g.Threshold()) })
+		func(emit func(float64, ...string)) { emit(a.c.g.Threshold()) })
 }

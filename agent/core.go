@@ -30,20 +30,6 @@ import (
 	"github.com/edged-dev/edged/store"
 )
 
-// StartupError marks an error after which restarting cannot help (bad
-// configuration, missing model, locked or corrupt store): exit status 3.
-type StartupError struct{ Err error }
-
-func (e StartupError) Error() string { return e.Err.Error() }
-func (e StartupError) Unwrap() error { return e.Err }
-
-func startup(err error) error {
-	if err == nil {
-		return nil
-	}
-	return StartupError{err}
-}
-
 // CoreOptions say how to open the core.
 type CoreOptions struct {
 	DataDir  string
@@ -266,6 +252,13 @@ func (c *Core) Gallery() *gallery.Gallery { return c.g }
 // Enroller enrolls people into the store and the gallery.
 func (c *Core) Enroller() *enroll.Enroller { return c.en }
 
+// setConfig replaces the configuration new cameras are built with (reload).
+func (c *Core) setConfig(cfg config.Config) {
+	c.mu.Lock()
+	c.cfg = cfg
+	c.mu.Unlock()
+}
+
 // CameraStats implements service.Cameras.
 func (c *Core) CameraStats() []pipeline.CameraStats {
 	c.mu.Lock()
@@ -339,6 +332,9 @@ type CameraMode struct {
 // detect -> recognize (-> outputs). onEvent receives the capture's
 // outages as MQTT payloads.
 func (c *Core) NewCamera(cs config.CameraSettings, mode CameraMode, outputs []pipeline.FrameOutput, onEvent func(pipeline.Event)) (pipeline.Camera, *pipeline.Recognizer, error) {
+	c.mu.Lock()
+	cfg := c.cfg
+	c.mu.Unlock()
 	copts := capture.Options{Width: cs.Width, Height: cs.Height, FPS: cs.FPS, Loop: cs.Loop,
 		Logger: c.log.With("component", "capture", "camera", cs.Name)}
 	if mode.Fast {
@@ -358,10 +354,10 @@ func (c *Core) NewCamera(cs config.CameraSettings, mode CameraMode, outputs []pi
 		return pipeline.Camera{}, nil, fmt.Errorf("camera %s: %w", cs.Name, err)
 	}
 	threshold := cs.Threshold
-	if threshold == c.cfg.Recognition.Threshold {
+	if threshold == cfg.Recognition.Threshold {
 		threshold = 0 // the gallery applies the global one
 	}
-	r := c.cfg.Recognition
+	r := cfg.Recognition
 	ropts := pipeline.RecognizerOptions{
 		Camera: cs.Name, Gallery: c.g, Embedder: embedder{c.emb},
 		Tracker: gallery.TrackerOptions{Space: c.bb.Space, MinQuality: float32(cs.MinQuality), Decide: r.Decide, MaxEmbeds: r.MaxEmbeds,
@@ -370,7 +366,7 @@ func (c *Core) NewCamera(cs config.CameraSettings, mode CameraMode, outputs []pi
 		MediaClock: mode.MediaClock, Source: mode.Source,
 		Model: c.g.ProjectorID, Metrics: c.recm, Logger: c.log.With("camera", cs.Name),
 	}
-	if c.cfg.UnknownClustersEnabled() {
+	if cfg.UnknownClustersEnabled() {
 		if c.memUnknowns != nil {
 			ropts.Unknowns = c.memUnknowns
 		} else {

@@ -15,8 +15,8 @@ import (
 	"github.com/edged-dev/edged/internal/metrics"
 )
 
-// healthReport is the body of /healthz.
-type healthReport struct {
+// HealthReport is the body of /healthz.
+type HealthReport struct {
 	Status  string   `json:"status"` // ok | starting | unhealthy
 	Problem string   `json:"problem,omitempty"`
 	Cameras []string `json:"cameras"`
@@ -32,7 +32,7 @@ type httpServer struct {
 }
 
 // startHTTP listens on addr and serves in the background.
-func startHTTP(addr string, reg *metrics.Registry, health func() (healthReport, bool), log *slog.Logger) (*httpServer, error) {
+func startHTTP(addr string, reg *metrics.Registry, health func() (HealthReport, bool), log *slog.Logger) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"flag"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/edged-dev/edged/agent"
@@ -43,9 +46,28 @@ func runDaemon(ctx context.Context, args []string) (int, error) {
 		return exitCodeOf(err), err
 	}
 	log, level := agent.NewLogger(cfg.Log, *debug)
-	d := agent.New(agent.Options{Config: cfg, ConfigFile: cf.file, DataDir: dataDir, ModelDir: modelDirOf(cfg),
-		Load:   func() (config.Config, error) { cfg, _, err := cf.load(); return cfg, err },
+	a, err := agent.New(agent.Options{Config: cfg, ConfigFile: cf.file, DataDir: dataDir, ModelDir: modelDirOf(cfg),
 		Logger: log, Level: level, Debug: *debug, Version: version, Started: processStart})
-	err = d.Run(ctx)
-	return exitCodeOf(err), err
+	if err != nil {
+		return exitCodeOf(err), err
+	}
+	if err := a.Start(); err != nil {
+		_ = a.Close()
+		return exitCodeOf(err), err
+	}
+	// SIGHUP reloads the file (the flags still win); the agent logs a
+	// refused one and keeps running.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	load := func() (config.Config, error) { cfg, _, err := cf.load(); return cfg, err }
+	for {
+		select {
+		case <-hup:
+			_, _ = a.Reload(load)
+		case <-ctx.Done():
+			_ = a.Close() // what fails on the way down is logged; the stop itself is clean
+			return exitOK, nil
+		}
+	}
 }
