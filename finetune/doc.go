@@ -39,9 +39,13 @@
 // # The on-device job (job.go)
 //
 //	job := finetune.NewJob(st, gallery, finetune.JobOptions{OnProgress: publish})
-//	go job.Run(ctx)  // background worker
+//	go job.Run(ctx)  // background worker: one job at a time
 //	job.Trigger()    // after each enrollment; several in a row -> one job
-//	res, err := job.RunOnce(ctx) // or run one now (eval, tests)
+//	id, err := job.RunNow(nil)   // a job now, through Run (a command)
+//	res, err := job.RunOnce(ctx) // or run one here (eval, tests)
+//
+// Run reports each job it runs through OnStart, OnProgress, and OnResult or
+// OnError (the daemon publishes them on events/finetune).
 //
 // A job trains on the raw backbone embeddings already in the store (no
 // image is processed again) with contrastive loss on balanced pairs

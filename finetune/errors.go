@@ -12,6 +12,11 @@ var (
 	ErrNotEnoughData = errors.New("not enough samples to fine-tune")
 	// ErrClosed is returned by a closed Trainer or Job.
 	ErrClosed = errors.New("fine-tune closed")
+	// ErrBusy is returned by Job.RunNow while a job runs or another one is
+	// asked for.
+	ErrBusy = errors.New("a fine-tune job is running")
+	// ErrNotRunning is returned by Job.RunNow when Job.Run is not running.
+	ErrNotRunning = errors.New("fine-tuning is not running")
 	// ErrCheckpoint is returned when a checkpoint cannot be read or does not
 	// match the model being trained.
 	ErrCheckpoint = errors.New("bad checkpoint")

@@ -90,8 +90,15 @@ type JobOptions struct {
 	// OnProgress receives progress reports (from the job's goroutine; keep
 	// it quick). The daemon publishes them on events/finetune.
 	OnProgress func(Progress)
+	// OnStart is called by Run as it starts a job, with the job's id (the
+	// one RunNow returned, or a new one after triggers). Run only.
+	OnStart func(id string)
 	// OnResult receives each finished job's result (Run only).
 	OnResult func(Result)
+	// OnError receives the error of a job Run ran: a failure, or the
+	// context's error when Run's context ended during the job (nothing of
+	// it is stored). Run only.
+	OnError func(error)
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -227,26 +234,38 @@ type Projectable interface {
 }
 
 // Job fine-tunes the head on the raw embeddings in the store, guards the
-// result and activates it. Trigger and Run are safe for concurrent use;
-// RunOnce calls are serialised.
+// result and activates it. Trigger, RunNow and Run are safe for concurrent
+// use; RunOnce calls are serialised.
 type Job struct {
 	st   *store.Store
 	g    Projectable
 	opts JobOptions
 
 	trigger chan struct{}
-	mu      sync.Mutex // one job at a time
+	wake    chan struct{} // RunNow: a request is pending
+	mu      sync.Mutex    // one job at a time
 	runs    int64
 
 	// shuffleLabels trains on randomly permuted person labels: a
 	// deliberately harmful update that proves the guard. Only tests set it.
 	shuffleLabels bool
+
+	stateMu sync.Mutex
+	serving bool        // Run is running
+	current string      // id of the job Run runs, "" when idle
+	pending *runRequest // asked for by RunNow, not started yet
+}
+
+// runRequest is a job RunNow asked for.
+type runRequest struct {
+	id     string
+	adjust func(*JobOptions)
 }
 
 // NewJob returns a job over the store and the gallery (g may be nil: no
 // re-projection, e.g. in offline evaluations that rebuild their gallery).
 func NewJob(st *store.Store, g Projectable, opts JobOptions) *Job {
-	return &Job{st: st, g: g, opts: opts.withDefaults(), trigger: make(chan struct{}, 1)}
+	return &Job{st: st, g: g, opts: opts.withDefaults(), trigger: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 }
 
 // Trigger asks for a fine-tune after the debounce time. It never blocks;
@@ -259,44 +278,132 @@ func (j *Job) Trigger() {
 	}
 }
 
+// RunNow asks Run for a job now, without the debounce; adjust (may be nil)
+// changes the options of that job only (a loss or a number of epochs asked
+// for by a command). It returns the job's id, ErrBusy while Run runs a job
+// or another one is asked for, or ErrNotRunning when Run is not running.
+// Triggers pending at that time are served by the same job.
+func (j *Job) RunNow(adjust func(*JobOptions)) (string, error) {
+	j.stateMu.Lock()
+	switch {
+	case !j.serving:
+		j.stateMu.Unlock()
+		return "", ErrNotRunning
+	case j.current != "":
+		id := j.current
+		j.stateMu.Unlock()
+		return "", fmt.Errorf("%w: job %s", ErrBusy, id)
+	case j.pending != nil:
+		id := j.pending.id
+		j.stateMu.Unlock()
+		return "", fmt.Errorf("%w: job %s is starting", ErrBusy, id)
+	}
+	req := &runRequest{id: store.NewID(), adjust: adjust}
+	j.pending = req
+	j.stateMu.Unlock()
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+	return req.id, nil
+}
+
 // Run is the background worker: it waits for triggers, waits until no new
-// trigger arrived for Debounce, runs one job, and repeats until ctx ends.
+// trigger arrived for Debounce, runs one job, and repeats until ctx ends; a
+// job asked for with RunNow starts at once. Jobs run one at a time.
 // Cancelling ctx stops a running job between two steps; nothing is stored
 // for it (a head is committed only after the guard, in one transaction).
 // Run returns nil when ctx ends.
 func (j *Job) Run(ctx context.Context) error {
+	j.stateMu.Lock()
+	j.serving = true
+	j.stateMu.Unlock()
+	defer func() {
+		j.stateMu.Lock()
+		j.serving, j.pending = false, nil
+		j.stateMu.Unlock()
+	}()
 	for {
+		woke := false
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-j.wake:
+			woke = true
 		case <-j.trigger:
-		}
-		timer := time.NewTimer(j.opts.Debounce)
-	debounce:
-		for {
-			select {
-			case <-ctx.Done():
-				timer.Stop()
+			if !j.debounce(ctx) {
 				return nil
-			case <-j.trigger:
-				timer.Reset(j.opts.Debounce)
-			case <-timer.C:
-				break debounce
 			}
 		}
-		res, err := j.RunOnce(ctx)
-		switch {
-		case ctx.Err() != nil:
-			j.opts.Logger.Info("fine-tune cancelled", "err", err)
+		j.runNext(ctx, woke)
+		if ctx.Err() != nil {
 			return nil
-		case err != nil:
-			j.opts.Logger.Error("fine-tune failed", "err", err)
-		default:
-			j.opts.Logger.Info("fine-tune finished", "activated", res.Activated, "reason", res.Reason,
-				"duration", res.Duration.Round(time.Millisecond), "head", res.HeadID)
-			if j.opts.OnResult != nil {
-				j.opts.OnResult(res)
-			}
+		}
+	}
+}
+
+// debounce waits until no trigger arrived for Debounce (or RunNow asks for
+// a job); false when ctx ended.
+func (j *Job) debounce(ctx context.Context) bool {
+	timer := time.NewTimer(j.opts.Debounce)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-j.trigger:
+			timer.Reset(j.opts.Debounce)
+		case <-j.wake:
+			return true
+		case <-timer.C:
+			return true
+		}
+	}
+}
+
+// runNext runs the job RunNow asked for, or else (unless woke: a wake-up
+// whose request an earlier job already served) a new one after triggers,
+// and reports it through the hooks.
+func (j *Job) runNext(ctx context.Context, woke bool) {
+	j.stateMu.Lock()
+	req := j.pending
+	j.pending = nil
+	if req == nil && woke {
+		j.stateMu.Unlock()
+		return
+	}
+	if req == nil {
+		req = &runRequest{id: store.NewID()}
+	}
+	j.current = req.id
+	j.stateMu.Unlock()
+	defer func() {
+		j.stateMu.Lock()
+		j.current = ""
+		j.stateMu.Unlock()
+	}()
+	log := j.opts.Logger.With("job", req.id)
+	log.Info("fine-tune started")
+	if j.opts.OnStart != nil {
+		j.opts.OnStart(req.id)
+	}
+	res, err := j.runOnce(ctx, req.adjust)
+	switch {
+	case ctx.Err() != nil:
+		log.Info("fine-tune cancelled", "err", err)
+		if j.opts.OnError != nil {
+			j.opts.OnError(ctx.Err())
+		}
+	case err != nil:
+		log.Error("fine-tune failed", "err", err)
+		if j.opts.OnError != nil {
+			j.opts.OnError(err)
+		}
+	default:
+		log.Info("fine-tune finished", "activated", res.Activated, "skipped", res.Skipped, "reason", res.Reason,
+			"duration", res.Duration.Round(time.Millisecond), "head", res.HeadID)
+		if j.opts.OnResult != nil {
+			j.opts.OnResult(res)
 		}
 	}
 }
@@ -646,9 +753,20 @@ func (j *Job) progress(p Progress) {
 //
 // Not enough data is not an error: the result is Skipped with the reason.
 // A cancelled ctx stops training between steps and stores nothing.
-func (j *Job) RunOnce(ctx context.Context) (Result, error) {
+func (j *Job) RunOnce(ctx context.Context) (Result, error) { return j.runOnce(ctx, nil) }
+
+// runOnce is RunOnce with adjust (may be nil) applied to the options of
+// this job only.
+func (j *Job) runOnce(ctx context.Context, adjust func(*JobOptions)) (Result, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if adjust != nil {
+		saved := j.opts
+		o := j.opts
+		adjust(&o)
+		j.opts = o.withDefaults()
+		defer func() { j.opts = saved }()
+	}
 	start := time.Now()
 	j.runs++
 	r := rand.New(rand.NewSource(j.opts.Seed + j.runs - 1))

@@ -250,3 +250,82 @@ func TestRunDebounces(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// TestRunNow: a job asked for with RunNow starts at once (no debounce),
+// under the id RunNow returned and with its own options; while it runs
+// another is refused with ErrBusy; without Run there is none.
+func TestRunNow(t *testing.T) {
+	st := newTestStore(t)
+	x, labels := synthPeople(rand.New(rand.NewSource(15)), 6, 4, 0.5)
+	fillStore(t, st, x, labels)
+	started := make(chan string, 10)
+	results := make(chan Result, 10)
+	var mu sync.Mutex
+	epochs := map[int]bool{}
+	o := quickJob(JobOptions{Debounce: time.Hour,
+		OnStart:  func(id string) { started <- id },
+		OnResult: func(r Result) { results <- r },
+		OnError: func(err error) {
+			if !errors.Is(err, context.Canceled) { // the last one, at the end
+				t.Errorf("job failed: %v", err)
+			}
+		},
+		OnProgress: func(p Progress) {
+			mu.Lock()
+			epochs[p.Epochs] = true
+			mu.Unlock()
+		}})
+	job := NewJob(st, nil, o)
+	if _, err := job.RunNow(nil); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("RunNow without Run: %v, want ErrNotRunning", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- job.Run(ctx) }()
+	var id string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var err error
+		if id, err = job.RunNow(func(o *JobOptions) { o.Epochs = 2 }); err == nil {
+			break
+		} else if !errors.Is(err, ErrNotRunning) || time.Now().After(deadline) {
+			t.Fatalf("RunNow: %v", err)
+		}
+	}
+	job.Trigger() // served by the same job
+	select {
+	case got := <-started:
+		if got != id {
+			t.Fatalf("started job %q, RunNow said %q", got, id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the job RunNow asked for did not start")
+	}
+	if _, err := job.RunNow(nil); !errors.Is(err, ErrBusy) {
+		t.Errorf("RunNow while a job runs: %v, want ErrBusy", err)
+	}
+	select {
+	case r := <-results:
+		if r.Skipped || r.Steps == 0 {
+			t.Errorf("result %+v", r)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no result")
+	}
+	mu.Lock()
+	if !epochs[2] || epochs[DefaultEpochs] {
+		t.Errorf("epochs reported %v, want the job's own 2", epochs)
+	}
+	mu.Unlock()
+	// The next job takes the options of the Job again.
+	id2, err := job.RunNow(nil)
+	if err != nil || id2 == id {
+		t.Fatalf("second RunNow: %q %v", id2, err)
+	}
+	if got := <-started; got != id2 {
+		t.Errorf("started %q, want %q", got, id2)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
