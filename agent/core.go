@@ -425,8 +425,9 @@ func cameraPayload(camera string, e capture.Event) ([]mqtt.Payload, bool) {
 	}, true
 }
 
-// MinFreeBytes maps store.min_free_mb onto store.Options.MinFreeBytes, where
-// 0 means the default and a negative value turns the check off.
+// MinFreeBytes maps store.min_free_mb onto store.Options.MinFreeBytes. The
+// configuration's 0 turns the check off, which store.Options spells as a
+// negative value (its own 0 means the store's default).
 func MinFreeBytes(mb int) int64 {
 	if mb == 0 {
 		return -1
