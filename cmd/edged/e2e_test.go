@@ -26,6 +26,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edged-dev/edged/agent"
 	"github.com/edged-dev/edged/mqtt"
 )
 
@@ -204,7 +205,7 @@ func TestReplayEventsArriveOverMQTT(t *testing.T) {
 		}
 		t.Fatalf("replay: %v\n%s\n%s", err, out, stderr)
 	}
-	var sum replaySummary
+	var sum agent.ReplaySummary
 	if err := json.Unmarshal(out, &sum); err != nil {
 		t.Fatalf("summary: %v\n%s", err, out)
 	}
