@@ -166,19 +166,20 @@ func New(o Options) (_ *Agent, err error) {
 // and skipped), then reports ready: the log, edged_startup_seconds and
 // systemd (READY=1, and WATCHDOG=1 while no stage is stuck).
 func (a *Agent) Start() error {
+	a.reloadMu.Lock()
 	a.mu.Lock()
 	switch {
 	case a.closed:
 		a.mu.Unlock()
+		a.reloadMu.Unlock()
 		return ErrClosed
 	case a.running:
 		a.mu.Unlock()
+		a.reloadMu.Unlock()
 		return errors.New("agent: already started")
 	}
 	a.running = true
 	a.mu.Unlock()
-
-	a.reloadMu.Lock()
 	a.startCameras(a.cfg)
 	a.reloadMu.Unlock()
 	a.mu.Lock()
@@ -426,7 +427,7 @@ func (a *Agent) Reload(load func() (config.Config, error)) ([]string, error) {
 		return nil, err
 	}
 	a.mu.Lock()
-	closed := a.closed
+	closed, running := a.closed, a.running
 	a.mu.Unlock()
 	if closed {
 		return nil, ErrClosed
@@ -452,7 +453,9 @@ func (a *Agent) Reload(load func() (config.Config, error)) ([]string, error) {
 	a.stopCameras()
 	a.cfg = next
 	a.c.setConfig(next)
-	a.startCameras(next)
+	if running { // else Start starts them
+		a.startCameras(next)
+	}
 	if a.client != nil {
 		if err := a.client.SetCameras(cameraNames(next.EnabledCameras())); err != nil {
 			a.log.Error("reload: discovery", "err", err)
