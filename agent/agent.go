@@ -283,11 +283,11 @@ func (a *Agent) brokerURL() string {
 	if a.broker != nil {
 		return "embedded " + a.broker.URL()
 	}
-	return Redact(a.cfg.MQTT.Broker)
+	return redact(a.cfg.MQTT.Broker)
 }
 
-// Redact hides the credentials of the URLs in u.
-func Redact(u string) string { return urlPattern.ReplaceAllStringFunc(u, redactUserinfo) }
+// redact hides the credentials of the URLs in u.
+func redact(u string) string { return urlPattern.ReplaceAllStringFunc(u, redactUserinfo) }
 
 func redactUserinfo(u string) string {
 	if i := strings.Index(u, "://"); i >= 0 {
@@ -341,7 +341,7 @@ func (a *Agent) startCameras(cfg config.Config) {
 		return
 	}
 	for _, cs := range enabled {
-		cam, rec, err := a.c.NewCamera(cs, CameraMode{}, nil, a.pipe.AddEvent)
+		cam, rec, err := a.c.newCamera(cs, cameraMode{}, nil, a.pipe.AddEvent)
 		if err != nil {
 			a.log.Error("camera not started", "camera", cs.Name, "err", err)
 			for _, p := range cameraDown(cs.Name, err) {

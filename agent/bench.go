@@ -63,7 +63,7 @@ func (c *Core) Bench(ctx context.Context, o BenchOptions) (BenchResult, error) {
 		cs := config.CameraSettings{Name: name, URL: o.Video, Threshold: cfg.Recognition.Threshold, MinFaceSize: cfg.Detect.MinFaceSize,
 			ScoreThreshold: cfg.Detect.ScoreThreshold, MinQuality: cfg.Recognition.MinQuality}
 		size := &frameSize{}
-		cam, _, err := c.NewCamera(cs, CameraMode{Fast: !o.Realtime, MediaClock: !o.Realtime}, []pipeline.FrameOutput{size}, nil)
+		cam, _, err := c.newCamera(cs, cameraMode{fast: !o.Realtime, mediaClock: !o.Realtime}, []pipeline.FrameOutput{size}, nil)
 		if err != nil {
 			return res, err
 		}

@@ -1,9 +1,9 @@
 package agent
 
-// core.go builds the long-lived parts shared by `edged run`, `edged
-// replay` and `edged bench` from a configuration: store, gallery, unknown
-// identities, detector, embedder, enroller, service, and the per-camera
-// chains of the pipeline.
+// core.go builds the long-lived parts shared by `edged run` (Agent),
+// `edged replay` (Core.Replay) and `edged bench` (Core.Bench) from a
+// configuration: store, gallery, unknown identities, detector, embedder,
+// enroller, service, and the per-camera chains of the pipeline.
 
 import (
 	"context"
@@ -32,8 +32,8 @@ import (
 
 // CoreOptions say how to open the core.
 type CoreOptions struct {
-	DataDir  string
-	ModelDir string
+	DataDir  string // the store
+	ModelDir string // the model files
 	// ReadOnly opens the store without its writer lock (replay, bench):
 	// unknown identities then live in memory only.
 	ReadOnly bool
@@ -44,7 +44,11 @@ type CoreOptions struct {
 	Version string
 }
 
-// Core is everything but the pipeline and MQTT.
+// Core is everything but the pipeline and MQTT: the store, the gallery and
+// the unknown-face clusters, the detector and the embedder of the
+// configured backbone, the enroller and the MQTT command service. Its
+// cameras (newCamera) share the detector's pool and the embedder's batches.
+// Close it last.
 type Core struct {
 	cfg  config.Config
 	log  *slog.Logger
@@ -63,7 +67,7 @@ type Core struct {
 	version     string
 	readOnly    bool
 	memUnknowns *memoryUnknowns // read-only stores: unknown identities in memory
-	tmpDir      string          // a throw-away store, removed by close
+	tmpDir      string          // a throw-away store, removed by Close
 
 	mu   sync.Mutex
 	recs map[string]*pipeline.Recognizer // running cameras' recognizers
@@ -241,12 +245,6 @@ func (c *Core) Close() {
 	}
 }
 
-// Metrics is the registry of the core's metrics (and the pipeline's).
-func (c *Core) Metrics() *metrics.Registry { return c.reg }
-
-// Recognition is the recognizers' metrics (faces, embeddings, tracks).
-func (c *Core) Recognition() *pipeline.RecognitionMetrics { return c.recm }
-
 // Gallery is the enrolled people.
 func (c *Core) Gallery() *gallery.Gallery { return c.g }
 
@@ -322,23 +320,23 @@ func (m *memoryUnknowns) AssignUnknown(camera string, faces []gallery.TrackFace)
 	return id.ID, nil
 }
 
-// CameraMode says how a camera's frames are taken.
-type CameraMode struct {
-	Fast       bool   // files as fast as the pipeline goes (replay, bench)
-	MediaClock bool   // event times are media times (replay)
-	Source     string // put into events (replay)
+// cameraMode says how a camera's frames are taken.
+type cameraMode struct {
+	fast       bool   // files as fast as the pipeline goes (replay, bench)
+	mediaClock bool   // event times are media times (replay)
+	source     string // put into events (replay)
 }
 
-// NewCamera opens a camera's capture and builds its chain: capture ->
+// newCamera opens a camera's capture and builds its chain: capture ->
 // detect -> recognize (-> outputs). onEvent receives the capture's
 // outages as MQTT payloads.
-func (c *Core) NewCamera(cs config.CameraSettings, mode CameraMode, outputs []pipeline.FrameOutput, onEvent func(pipeline.Event)) (pipeline.Camera, *pipeline.Recognizer, error) {
+func (c *Core) newCamera(cs config.CameraSettings, mode cameraMode, outputs []pipeline.FrameOutput, onEvent func(pipeline.Event)) (pipeline.Camera, *pipeline.Recognizer, error) {
 	c.mu.Lock()
 	cfg := c.cfg
 	c.mu.Unlock()
 	copts := capture.Options{Width: cs.Width, Height: cs.Height, FPS: cs.FPS, Loop: cs.Loop,
 		Logger: c.log.With("component", "capture", "camera", cs.Name)}
-	if mode.Fast {
+	if mode.fast {
 		copts.Mode = capture.ModeFast
 	}
 	if onEvent != nil {
@@ -364,7 +362,7 @@ func (c *Core) NewCamera(cs config.CameraSettings, mode CameraMode, outputs []pi
 		Tracker: gallery.TrackerOptions{Space: c.bb.Space, MinQuality: float32(cs.MinQuality), Decide: r.Decide, MaxEmbeds: r.MaxEmbeds,
 			Recheck: r.Recheck, Timeout: r.TrackTimeout},
 		Threshold: threshold, Margin: r.Margin,
-		MediaClock: mode.MediaClock, Source: mode.Source,
+		MediaClock: mode.mediaClock, Source: mode.source,
 		Model: c.g.ProjectorID, Metrics: c.recm, Logger: c.log.With("camera", cs.Name),
 	}
 	if cfg.UnknownClustersEnabled() {
@@ -391,7 +389,7 @@ func (c *Core) NewCamera(cs config.CameraSettings, mode CameraMode, outputs []pi
 		},
 		Outputs:  outputs,
 		MaxFPS:   cs.FPS,
-		Lossless: mode.Fast,
+		Lossless: mode.fast,
 	}
 	return cam, rec, nil
 }

@@ -39,7 +39,7 @@ func TestCameraPayloadNeverLeaksURLs(t *testing.T) {
 	if _, ok := cameraPayload("door", capture.Event{Kind: capture.EventError}); ok {
 		t.Error("a failed reconnect attempt is not a camera event")
 	}
-	if got := Redact("tcp://user:pw@broker:1883"); got != "tcp://***@broker:1883" {
+	if got := redact("tcp://user:pw@broker:1883"); got != "tcp://***@broker:1883" {
 		t.Errorf("redact: %s", got)
 	}
 }

@@ -21,7 +21,7 @@
 // store's outbox as its event output, the background work (store GC and the
 // fine-tune job), the MQTT client (publishes the outbox, serves the
 // commands) and the /metrics and /healthz endpoint. Start builds one
-// pipeline chain per camera (capture, detect, recognize: Core.NewCamera).
+// pipeline chain per camera (capture, detect, recognize: Core.newCamera).
 // Close stops them in the reverse order, each after the ones that feed it.
 //
 // Core is also what `edged replay` and `edged bench` open (read-only) to run

@@ -11,20 +11,20 @@ import (
 	"github.com/edged-dev/edged/pipeline"
 )
 
-// Publisher publishes a replay's events to an MQTT broker through an
+// publisher publishes a replay's events to an MQTT broker through an
 // in-memory outbox (a replay has no durable outbox of its own).
-type Publisher struct {
+type publisher struct {
 	box    *mqtt.MemOutbox
 	client *mqtt.Client
 	log    *slog.Logger
 }
 
-var _ pipeline.EventOutput = (*Publisher)(nil)
+var _ pipeline.EventOutput = (*publisher)(nil)
 
-// StartPublisher connects to broker with cfg's MQTT settings (and client id
+// startPublisher connects to broker with cfg's MQTT settings (and client id
 // plus "-replay") and waits for the connection (10 s at most).
-func StartPublisher(broker string, cfg config.Config, version string, log *slog.Logger) (*Publisher, error) {
-	p := &Publisher{box: mqtt.NewMemOutbox(), log: log}
+func startPublisher(broker string, cfg config.Config, version string, log *slog.Logger) (*publisher, error) {
+	p := &publisher{box: mqtt.NewMemOutbox(), log: log}
 	opts := mqtt.Options{
 		Broker: broker, ClientID: cfg.MQTT.ClientID + "-replay", Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
 		CAFile: cfg.MQTT.CAFile, CertFile: cfg.MQTT.CertFile, KeyFile: cfg.MQTT.KeyFile,
@@ -43,16 +43,16 @@ func StartPublisher(broker string, cfg config.Config, version string, log *slog.
 	defer cancel()
 	if err := p.client.WaitConnected(ctx); err != nil {
 		p.client.Close()
-		return nil, fmt.Errorf("mqtt broker %s: %w", Redact(broker), err)
+		return nil, fmt.Errorf("mqtt broker %s: %w", redact(broker), err)
 	}
 	return p, nil
 }
 
 // Name implements pipeline.Named.
-func (p *Publisher) Name() string { return "mqtt" }
+func (p *publisher) Name() string { return "mqtt" }
 
 // WriteEvents implements pipeline.EventOutput.
-func (p *Publisher) WriteEvents(events []pipeline.Event) error {
+func (p *publisher) WriteEvents(events []pipeline.Event) error {
 	for _, e := range events {
 		pl, ok := e.Payload.(mqtt.Payload)
 		if !ok {
@@ -65,12 +65,12 @@ func (p *Publisher) WriteEvents(events []pipeline.Event) error {
 	return nil
 }
 
-// Close implements pipeline.EventOutput (Finish disconnects).
-func (p *Publisher) Close() error { return nil }
+// Close implements pipeline.EventOutput (finish disconnects).
+func (p *publisher) Close() error { return nil }
 
-// Finish waits until the broker acknowledged every event (at most 30 s),
+// finish waits until the broker acknowledged every event (at most 30 s),
 // then disconnects.
-func (p *Publisher) Finish() error {
+func (p *publisher) finish() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := p.client.Flush(ctx)

@@ -31,7 +31,7 @@ type ReplayOptions struct {
 	// the video's.
 	Annotate *vision.Annotator
 	// Broker, when set, is an MQTT broker URL the events are also
-	// published to (Publisher); Replay waits for its acknowledgements.
+	// published to; Replay waits for its acknowledgements.
 	Broker string
 	// EventLog, when set, logs each event (a terminal's live view).
 	EventLog *slog.Logger
@@ -101,13 +101,13 @@ func (c *Core) Replay(ctx context.Context, o ReplayOptions) (*ReplaySummary, err
 	if o.EventLog != nil {
 		outputs = append(outputs, pipeline.LogOutput{Log: o.EventLog})
 	}
-	var pub *Publisher
+	var pub *publisher
 	if o.Broker != "" {
-		if pub, err = StartPublisher(o.Broker, cfg, c.version, c.log); err != nil {
+		if pub, err = startPublisher(o.Broker, cfg, c.version, c.log); err != nil {
 			return nil, err
 		}
 		outputs = append(outputs, pub)
-		sum.PublishedTo = Redact(o.Broker)
+		sum.PublishedTo = redact(o.Broker)
 	}
 
 	cs := config.CameraSettings{Name: o.Camera, URL: o.Video, FPS: o.FPS,
@@ -119,7 +119,7 @@ func (c *Core) Replay(ctx context.Context, o ReplayOptions) (*ReplaySummary, err
 	}
 	counter := &frameCounter{}
 	frameOuts = append(frameOuts, counter)
-	cam, _, err := c.NewCamera(cs, CameraMode{Fast: true, MediaClock: true, Source: o.Video}, frameOuts, nil)
+	cam, _, err := c.newCamera(cs, cameraMode{fast: true, mediaClock: true, source: o.Video}, frameOuts, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func (c *Core) Replay(ctx context.Context, o ReplayOptions) (*ReplaySummary, err
 	counter.bar.Finish()
 	wall := time.Since(start)
 	if pub != nil {
-		if err := pub.Finish(); err != nil {
+		if err := pub.finish(); err != nil {
 			runErr = errors.Join(runErr, err)
 		}
 	}
