@@ -105,7 +105,7 @@ func OpenCore(cfg config.Config, log *slog.Logger, o CoreOptions) (_ *Core, err 
 		}
 	}
 	c.st, err = store.Open(store.Options{Dir: dir, EncryptionKey: key, ReadOnly: readOnly,
-		GCInterval: cfg.Store.GCInterval, MinFreeBytes: MinFreeBytes(cfg.Store.MinFreeMB),
+		GCInterval: cfg.Store.GCInterval, MinFreeBytes: cfg.Store.MinFreeBytes(),
 		Logger: log.With("component", "store")})
 	if err != nil {
 		if o.ReadOnly {
@@ -422,14 +422,4 @@ func cameraPayload(camera string, e capture.Event) ([]mqtt.Payload, bool) {
 		mqtt.Camera{Camera: camera, State: state, Reason: reason, Time: at},
 		mqtt.CameraState{Camera: camera, Status: state, Time: at},
 	}, true
-}
-
-// MinFreeBytes maps store.min_free_mb onto store.Options.MinFreeBytes. The
-// configuration's 0 turns the check off, which store.Options spells as a
-// negative value (its own 0 means the store's default).
-func MinFreeBytes(mb int) int64 {
-	if mb == 0 {
-		return -1
-	}
-	return int64(mb) << 20
 }

@@ -10,16 +10,6 @@ import (
 	"github.com/edged-dev/edged/mqtt"
 )
 
-func TestMinFreeBytes(t *testing.T) {
-	// store.Options: 0 = the store's default, negative = off; the config's
-	// 0 means off.
-	for mb, want := range map[int]int64{0: -1, 128: 128 << 20, 1: 1 << 20} {
-		if got := MinFreeBytes(mb); got != want {
-			t.Errorf("MinFreeBytes(%d) = %d, want %d", mb, got, want)
-		}
-	}
-}
-
 func TestCameraPayloadNeverLeaksURLs(t *testing.T) {
 	err := errors.New(`open "rtsp://admin:secret@10.0.0.5/stream1": connection refused`)
 	ps, ok := cameraPayload("door", capture.Event{Kind: capture.EventDown, Err: err, Time: time.Unix(100, 0)})

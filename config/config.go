@@ -132,6 +132,16 @@ type Store struct {
 	OutboxMaxAge time.Duration `yaml:"outbox_max_age"`
 }
 
+// MinFreeBytes maps store.min_free_mb onto store.Options.MinFreeBytes. The
+// configuration's 0 turns the check off, which store.Options spells as a
+// negative value (its own 0 means the store's default).
+func (s Store) MinFreeBytes() int64 {
+	if s.MinFreeMB == 0 {
+		return -1
+	}
+	return int64(s.MinFreeMB) << 20
+}
+
 // OutboxMaxBytes maps store.outbox_max_mb onto store.Options.OutboxMaxBytes
 // (0 there means the default, negative no bound).
 func (s Store) OutboxMaxBytes() int64 {

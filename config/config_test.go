@@ -382,3 +382,13 @@ func TestHTTPNonLoopbackNeedsAuth(t *testing.T) {
 		t.Error("auth or TLS on by default")
 	}
 }
+
+func TestMinFreeBytes(t *testing.T) {
+	// store.Options: 0 = the store's default, negative = off; the config's
+	// 0 means off.
+	for mb, want := range map[int]int64{0: -1, 128: 128 << 20, 1: 1 << 20} {
+		if got := (Store{MinFreeMB: mb}).MinFreeBytes(); got != want {
+			t.Errorf("MinFreeBytes(%d) = %d, want %d", mb, got, want)
+		}
+	}
+}

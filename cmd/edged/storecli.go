@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/edged-dev/edged/agent"
 	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/infer"
 	"github.com/edged-dev/edged/store"
@@ -68,13 +67,13 @@ func (f *storeCLIFlags) keepCrops() (bool, error) {
 // (store.keep_crops).
 func (f *storeCLIFlags) resolve(readOnly bool) (store.Options, bool, error) {
 	var cfgDir, cfgKeyFile string
-	minFree, keepCrops := config.Default().Store.MinFreeMB, true
+	cfgStore, keepCrops := config.Default().Store, true
 	if *f.config != "" {
 		cfg, err := config.Load(*f.config)
 		if err != nil {
 			return store.Options{}, false, err
 		}
-		cfgDir, cfgKeyFile, minFree, keepCrops = cfg.DataDir, cfg.Store.KeyFile, cfg.Store.MinFreeMB, cfg.KeepCropsEnabled()
+		cfgDir, cfgKeyFile, cfgStore, keepCrops = cfg.DataDir, cfg.Store.KeyFile, cfg.Store, cfg.KeepCropsEnabled()
 	}
 	keyFile := *f.keyFile
 	if keyFile == "" {
@@ -86,7 +85,7 @@ func (f *storeCLIFlags) resolve(readOnly bool) (store.Options, bool, error) {
 	}
 	opts := store.DefaultOptions(resolveDataDir(*f.data, cfgDir))
 	opts.EncryptionKey, opts.ReadOnly = key, readOnly
-	opts.MinFreeBytes = agent.MinFreeBytes(minFree)
+	opts.MinFreeBytes = cfgStore.MinFreeBytes()
 	opts.Logger = f.logger()
 	return opts, keepCrops, nil
 }
