@@ -14,7 +14,11 @@ import (
 	"github.com/edged-dev/edged/internal/sdnotify"
 	"github.com/edged-dev/edged/mqtt"
 	"github.com/edged-dev/edged/pipeline"
+	"github.com/edged-dev/edged/pipeline/vision"
 	"github.com/edged-dev/edged/service"
+	"github.com/edged-dev/edged/store"
+	"github.com/edged-dev/edged/web"
+	"github.com/edged-dev/edged/web/backend"
 )
 
 // Options configure an Agent. Config, DataDir and ModelDir are required.
@@ -60,6 +64,9 @@ type Agent struct {
 	ft     *finetuner // nil when fine-tuning is off
 	client *mqtt.Client
 	http   *httpServer // nil when http.addr is off
+	web    *web.Server // the face library page, nil when http.addr is off
+	webB   *backend.Backend
+	snaps  *vision.Snapshots // the cameras' latest frames, on request
 
 	stopBG  context.CancelFunc // store GC, fine-tune
 	bgWG    sync.WaitGroup
@@ -126,16 +133,30 @@ func New(o Options) (_ *Agent, err error) {
 	}
 	a.registerMetrics()
 
+	// The web page's data: the same service layer as the MQTT commands.
+	a.snaps = vision.NewSnapshots()
+	var observer service.Observer = a.c.svc
+	if cfg.HTTPEnabled() {
+		a.webB, err = backend.New(backend.Options{Service: a.c.svc, Store: a.c.st, Enroller: a.c.en, Gallery: a.c.g,
+			Unknowns: a.c.svcUnknowns(), Frames: a.snaps.Take, Finetune: cfg.FinetuneEnabled(),
+			Limits: mqtt.Limits{MaxPayload: cfg.MQTT.MaxPayload}, Logger: log.With("component", "web")})
+		if err != nil {
+			return nil, startup(err)
+		}
+		observer = observers{a.c.svc, a.webB}
+	}
+
 	// Pipeline: the outbox output (and the log) consume every camera.
 	a.outbox = service.NewStoreOutbox(a.c.st)
 	a.pipe = pipeline.New(pipeline.Options{Queue: cfg.Pipeline.FaceQueue, EventQueue: cfg.Pipeline.EventQueue,
 		Logger: log, Metrics: a.c.reg},
-		service.NewOutboxOutput(a.c.st, a.c.svc, log), pipeline.LogOutput{Log: log.With("component", "events")})
+		service.NewOutboxOutput(a.c.st, observer, log), pipeline.LogOutput{Log: log.With("component", "events")})
 	if err := a.pipe.Start(); err != nil {
 		return nil, err
 	}
 	a.c.mu.Lock()
 	a.c.pipe = a.pipe
+	a.c.health = a.degraded
 	a.c.mu.Unlock()
 
 	// Background work: store GC, fine-tune.
@@ -145,6 +166,9 @@ func New(o Options) (_ *Agent, err error) {
 	go func() { defer a.bgWG.Done(); _ = a.c.st.RunGC(bg) }()
 	if cfg.FinetuneEnabled() {
 		a.ft = newFinetuner(a.c, cfg.Finetune.Debounce, log)
+		if a.webB != nil {
+			a.ft.observe = func(p mqtt.Payload) { a.webB.ObservePayload("", p) }
+		}
 		a.c.svc.SetFinetuner(a.ft)
 		a.bgWG.Add(1)
 		go func() { defer a.bgWG.Done(); a.ft.Run(bg) }()
@@ -155,11 +179,29 @@ func New(o Options) (_ *Agent, err error) {
 		return nil, err
 	}
 	if cfg.HTTPEnabled() {
-		if a.http, err = startHTTP(cfg.HTTP.Addr, a.c.reg, a.Health, log); err != nil {
-			return nil, err
+		auth, err := web.LoadAuth(cfg.HTTP.Auth.PasswordFile, cfg.HTTP.Auth.TokenFile)
+		if err != nil {
+			return nil, startup(fmt.Errorf("http.auth: %w", err))
+		}
+		if a.web, err = web.New(web.Options{Backend: a.webB, Auth: auth, Secure: cfg.HTTP.TLSCert != "",
+			Logger: log.With("component", "web")}); err != nil {
+			return nil, startup(err)
+		}
+		if a.http, err = startHTTP(cfg.HTTP, a.c.reg, a.Health, a.web, log); err != nil {
+			return nil, startup(err)
 		}
 	}
 	return a, nil
+}
+
+// observers passes each event to several observers (the service: MQTT
+// state; the web page: live events).
+type observers []service.Observer
+
+func (o observers) Observe(e pipeline.Event) {
+	for _, x := range o {
+		x.Observe(e)
+	}
 }
 
 // Start starts every enabled camera (one that cannot be opened is reported
@@ -253,6 +295,11 @@ func (a *Agent) shutdown() (err error) {
 				err = errors.Join(err, cerr)
 			}
 		}
+		if a.web != nil {
+			// Ends the pages' event streams, which the HTTP server's
+			// shutdown would otherwise wait for.
+			_ = a.web.Close()
+		}
 		if a.http != nil {
 			a.http.Close()
 		}
@@ -312,6 +359,9 @@ func (a *Agent) startMQTT() error {
 		opts.Broker = a.broker.URL()
 		opts.Username, opts.Password = a.broker.Credentials()
 	}
+	// Commands with side effects run once per (command, id) within
+	// mqtt.dedup_ttl, across restarts: their first replies live in the store.
+	opts.DedupTTL, opts.Dedup = cfg.MQTT.DedupTTL, service.NewCommandLog(a.c.st)
 	router := mqtt.NewServiceRouter(a.c.svc, mqtt.Limits{MaxPayload: cfg.MQTT.MaxPayload}, a.log)
 	var err error
 	if a.client, err = mqtt.New(opts, a.outbox, router); err != nil {
@@ -341,7 +391,7 @@ func (a *Agent) startCameras(cfg config.Config) {
 		return
 	}
 	for _, cs := range enabled {
-		cam, rec, err := a.c.newCamera(cs, cameraMode{}, nil, a.pipe.AddEvent)
+		cam, rec, err := a.c.newCamera(cs, cameraMode{}, []pipeline.FrameOutput{a.snaps.Output(cs.Name)}, a.pipe.AddEvent)
 		if err != nil {
 			a.log.Error("camera not started", "camera", cs.Name, "err", err)
 			for _, p := range cameraDown(cs.Name, err) {
@@ -501,7 +551,31 @@ func (a *Agent) Health() (HealthReport, bool) {
 		rep.Status, rep.Problem = "unhealthy", err.Error()
 		return rep, false
 	}
+	rep.Status, rep.Problem = a.degraded()
 	return rep, true
+}
+
+// Degraded states: the daemon runs and recognises, and says what it cannot
+// do (in /healthz, with status 200, and in the MQTT status reply).
+const (
+	healthStorageFull = "degraded: " + store.StatusStorageFull
+	healthRetrying    = "degraded: output retrying"
+)
+
+// degraded is the health word when nothing is stuck: "ok", or what is
+// degraded and why. Asking the store also lets it switch back to
+// read-write once space is back (so writing resumes by itself).
+func (a *Agent) degraded() (status, problem string) {
+	if st := a.c.st.Status(); st.Degraded() {
+		if st.Err != nil {
+			problem = st.Err.Error()
+		}
+		return healthStorageFull, problem
+	}
+	if r := a.pipe.Retrying(); r != "" {
+		return healthRetrying, r
+	}
+	return service.HealthOK, ""
 }
 
 // registerMetrics adds the daemon-level series to the core's registry.
@@ -535,6 +609,34 @@ func (a *Agent) registerMetrics() {
 				emit(float64(a.client.Stats().Commands))
 			}
 		})
+	reg.GaugeFunc("edged_store_degraded", "1 while the store refuses writes (reason: storage_full).", []string{"reason"},
+		func(emit func(float64, ...string)) {
+			v := 0.0
+			if a.c.st.Status().Degraded() {
+				v = 1
+			}
+			emit(v, store.StatusStorageFull)
+		})
+	reg.CounterFunc("edged_store_storage_full_total", "Times the store went below its free-space reserve (storage_full episodes).", nil,
+		func(emit func(float64, ...string)) { emit(float64(a.c.st.Status().Episodes)) })
+	reg.CounterFunc("edged_store_refused_writes_total", "Writes refused for lack of disk space.", nil,
+		func(emit func(float64, ...string)) { emit(float64(a.c.st.Status().RefusedWrites)) })
+	reg.GaugeFunc("edged_outbox_bytes", "Stored size of the events waiting in the outbox.", nil,
+		func(emit func(float64, ...string)) { emit(float64(a.c.st.OutboxStats().Bytes)) })
+	reg.CounterFunc("edged_outbox_dropped_total", "Events the outbox bounds dropped (reason: size, age).", []string{"reason"},
+		func(emit func(float64, ...string)) {
+			for reason, n := range a.c.st.OutboxStats().Dropped {
+				emit(float64(n), reason)
+			}
+		})
+	reg.CounterFunc("edged_mqtt_command_repeats_total", "Repeated commands (same command and id) answered with their first reply.", nil,
+		func(emit func(float64, ...string)) {
+			if a.client != nil {
+				emit(float64(a.client.Stats().Repeats))
+			}
+		})
+	reg.GaugeFunc("edged_unknown_identities", "Unknown-face identities kept.", nil,
+		func(emit func(float64, ...string)) { emit(float64(a.c.unk.Len())) })
 	reg.GaugeFunc("edged_gallery_people", "People in the gallery.", nil,
 		func(emit func(float64, ...string)) { emit(float64(a.c.g.Info().People)) })
 	reg.GaugeFunc("edged_gallery_samples", "Samples in the gallery.", nil,

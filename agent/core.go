@@ -72,6 +72,8 @@ type Core struct {
 	mu   sync.Mutex
 	recs map[string]*pipeline.Recognizer // running cameras' recognizers
 	pipe *pipeline.Pipeline
+	// health is the agent's degraded(), once it runs (guarded by mu).
+	health func() (status, problem string)
 }
 
 // OpenCore opens the store and loads the gallery and the models. Every
@@ -106,6 +108,7 @@ func OpenCore(cfg config.Config, log *slog.Logger, o CoreOptions) (_ *Core, err 
 	}
 	c.st, err = store.Open(store.Options{Dir: dir, EncryptionKey: key, ReadOnly: readOnly,
 		GCInterval: cfg.Store.GCInterval, MinFreeBytes: cfg.Store.MinFreeBytes(),
+		OutboxMaxBytes: cfg.Store.OutboxMaxBytes(), OutboxMaxAge: cfg.Store.OutboxMaxAgeOption(),
 		Logger: log.With("component", "store")})
 	if err != nil {
 		if o.ReadOnly {
@@ -143,7 +146,12 @@ func OpenCore(cfg config.Config, log *slog.Logger, o CoreOptions) (_ *Core, err 
 	// A store whose embeddings come from another backbone is re-embedded
 	// from its face crops before anything is matched: the gallery below
 	// then holds one backbone's vectors only.
-	if !o.ReadOnly && c.tmpDir == "" {
+	// Below the disk reserve the store takes no writes: the re-embedding
+	// waits for the next start with space (meanwhile the gallery holds only
+	// this backbone's vectors, as LoadGallery reports).
+	if st := c.st.Status(); st.Degraded() {
+		log.Warn("the store is below its free-space reserve: recognition runs, every write is refused until space is back (degraded: storage_full)", "err", st.Err)
+	} else if !o.ReadOnly && c.tmpDir == "" {
 		if err := reembedStore(context.Background(), c.st, c.bb, c.emb, log); err != nil {
 			return nil, err
 		}
@@ -157,11 +165,19 @@ func OpenCore(cfg config.Config, log *slog.Logger, o CoreOptions) (_ *Core, err 
 	for _, m := range rep.Messages() {
 		log.Warn(m)
 	}
-	c.unk = gallery.NewUnknowns(gallery.UnknownOptions{Space: c.bb.Space})
+	maxUnknowns, unknownAge := cfg.Recognition.UnknownBounds()
+	c.unk = gallery.NewUnknowns(gallery.UnknownOptions{Space: c.bb.Space, Max: maxUnknowns, MaxAge: unknownAge})
 	if n, err := enroll.LoadUnknowns(c.st, c.unk, c.bb.ID); err != nil {
 		return nil, err
 	} else if n > 0 {
 		log.Info("unknown-face clusters of another backbone are not used", "clusters", n, "backbone", c.bb.ID)
+	}
+	if !o.ReadOnly && c.tmpDir == "" && !c.st.Status().Degraded() {
+		if gone, err := enroll.PruneUnknowns(c.st, c.unk, time.Now()); err != nil {
+			log.Warn("pruning expired unknown-face clusters", "err", err)
+		} else if len(gone) > 0 {
+			log.Info("expired unknown-face clusters deleted", "clusters", len(gone), "ttl", unknownAge)
+		}
 	}
 	if o.ReadOnly {
 		c.memUnknowns = &memoryUnknowns{u: c.unk}
@@ -175,7 +191,7 @@ func OpenCore(cfg config.Config, log *slog.Logger, o CoreOptions) (_ *Core, err 
 		Logger:    log.With("component", "enroll"),
 	})
 	svcOpts := service.Options{Device: cfg.Device, Version: o.Version, Store: c.st, Gallery: c.g, Enroller: c.en,
-		Cameras: c, Logger: log}
+		Cameras: c, Health: c.healthWord, Logger: log}
 	if cfg.UnknownClustersEnabled() && !o.ReadOnly {
 		svcOpts.Unknowns = c.unk
 	}
@@ -184,6 +200,31 @@ func OpenCore(cfg config.Config, log *slog.Logger, o CoreOptions) (_ *Core, err 
 	}
 	trimStartupPages(log)
 	return c, nil
+}
+
+// svcUnknowns is the live unknown-face clustering the service files into,
+// nil when recognition.unknown_clusters is off (or the store read-only).
+func (c *Core) svcUnknowns() *gallery.Unknowns {
+	if c.cfg.UnknownClustersEnabled() && !c.readOnly {
+		return c.unk
+	}
+	return nil
+}
+
+// healthWord is the status reply's health: the agent's (set once its
+// pipeline runs), else the store's alone.
+func (c *Core) healthWord() string {
+	c.mu.Lock()
+	h := c.health
+	c.mu.Unlock()
+	if h != nil {
+		status, _ := h()
+		return status
+	}
+	if c.st.Status().Degraded() {
+		return healthStorageFull
+	}
+	return service.HealthOK
 }
 
 // reembedStore re-embeds, from their stored face crops, the samples and

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/enroll"
 	"github.com/edged-dev/edged/finetune"
 	"github.com/edged-dev/edged/head"
@@ -29,6 +30,10 @@ type finetuner struct {
 	st   *store.Store
 	log  *slog.Logger
 	runs *metrics.CounterVec
+
+	// observe also gets every fine-tune event (the web page's progress);
+	// nil: none. Set before Run.
+	observe func(mqtt.Payload)
 
 	mu      sync.Mutex
 	jobID   string // the running job, "" when idle
@@ -50,11 +55,22 @@ func newFinetuner(c *Core, debounce time.Duration, log *slog.Logger) *finetuner 
 	}
 	f.job = finetune.NewJob(c.st, activeHead{c}, finetune.JobOptions{
 		Backbone: c.bb.ID, Trainer: finetune.TrainerOptions{Dim: c.bb.Dim},
-		Debounce: debounce,
-		OnStart:  f.started, OnProgress: f.progress, OnResult: f.finished, OnError: f.failed,
+		Debounce:      debounce,
+		UnknownMaxAge: unknownMaxAge(c.cfg),
+		OnStart:       f.started, OnProgress: f.progress, OnResult: f.finished, OnError: f.failed,
 		Logger: f.log,
 	})
 	return f
+}
+
+// unknownMaxAge is recognition.unknown_ttl as the job takes it (a negative
+// value turns the age bound off).
+func unknownMaxAge(cfg config.Config) time.Duration {
+	_, age := cfg.Recognition.UnknownBounds()
+	if age <= 0 {
+		return -1
+	}
+	return age
 }
 
 // Run runs the jobs until ctx ends (a running job is cancelled; nothing of
@@ -179,6 +195,9 @@ func (f *finetuner) done() string {
 }
 
 func (f *finetuner) publish(p mqtt.Payload) {
+	if f.observe != nil {
+		f.observe(p)
+	}
 	ev, err := service.OutboxEvent("", p, time.Now())
 	if err == nil {
 		err = f.st.AppendEvents(ev)

@@ -1,9 +1,11 @@
 package agent
 
-// The local HTTP endpoint: Prometheus /metrics and /healthz.
+// The HTTP endpoint: the face library page, Prometheus /metrics and
+// /healthz.
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +14,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/edged-dev/edged/config"
 	"github.com/edged-dev/edged/internal/metrics"
+	"github.com/edged-dev/edged/web"
 )
 
 // HealthReport is the body of /healthz.
@@ -31,14 +35,25 @@ type httpServer struct {
 	done chan struct{}
 }
 
-// startHTTP listens on addr and serves in the background.
-func startHTTP(addr string, reg *metrics.Registry, health func() (HealthReport, bool), log *slog.Logger) (*httpServer, error) {
-	ln, err := net.Listen("tcp", addr)
+// startHTTP listens on hc.Addr and serves in the background: /metrics
+// (behind the page's authentication when it has one), /healthz (open: a
+// liveness probe carries no secret) and the face library page at /. With
+// hc.TLSCert it serves HTTPS.
+func startHTTP(hc config.HTTP, reg *metrics.Registry, health func() (HealthReport, bool), page *web.Server, log *slog.Logger) (*httpServer, error) {
+	var tlsCfg *tls.Config
+	if hc.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(hc.TLSCert, hc.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("http.tls_cert/tls_key: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", hc.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", reg.Handler())
+	mux.Handle("/metrics", page.Protect(reg.Handler()))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		rep, ok := health()
 		w.Header().Set("Content-Type", "application/json")
@@ -47,25 +62,30 @@ func startHTTP(addr string, reg *metrics.Registry, health func() (HealthReport, 
 		}
 		_ = json.NewEncoder(w).Encode(rep)
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		fmt.Fprintln(w, "edged: /metrics (Prometheus), /healthz")
-	})
+	mux.Handle("/", page)
 	s := &httpServer{
-		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
+		// No WriteTimeout: the page's live events are a long response.
+		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsCfg},
 		ln:   ln,
 		done: make(chan struct{}),
 	}
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if tlsCfg != nil {
+			err = s.srv.ServeTLS(ln, "", "")
+		} else {
+			err = s.srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "err", err)
 		}
 	}()
-	log.Info("metrics and health", "addr", "http://"+ln.Addr().String())
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+	}
+	log.Info("web page, metrics and health", "addr", scheme+"://"+ln.Addr().String())
 	return s, nil
 }
 

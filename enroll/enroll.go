@@ -300,6 +300,11 @@ func (e *Enroller) encodeCrop(crop face.Chip) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// EncodeCrop is encodeCrop for the other writers of crops (an unknown-face
+// cluster's pictures): the PNG, or nil when crops are dropped or crop is
+// not a face.CropTemplate crop.
+func (e *Enroller) EncodeCrop(crop face.Chip) ([]byte, error) { return e.encodeCrop(crop) }
+
 // EnrollEmbeddings enrolls faces given as raw embeddings (a camera track's
 // best faces, ...), for the person with personID or, when it is empty,
 // the person called name (created when missing).

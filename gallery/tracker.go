@@ -5,6 +5,8 @@ import (
 	"sort"
 	"sync/atomic"
 	"time"
+
+	"github.com/edged-dev/edged/face"
 )
 
 // TrackerOptions configure a Tracker. Zero fields take the defaults; the
@@ -88,6 +90,10 @@ type Detection struct {
 	// Embedding is the raw backbone embedding, nil when the face was not
 	// embedded in this frame (see Tracker.Want).
 	Embedding []float32
+	// Crop is the aligned face crop (face.CropTemplate), kept with the
+	// track's best faces so an unknown-face cluster can show them; empty
+	// when not available.
+	Crop face.Chip
 }
 
 // TrackFace is one embedded face kept by a track.
@@ -95,6 +101,7 @@ type TrackFace struct {
 	Embedding []float32 // raw
 	Quality   float32
 	Time      time.Time
+	Crop      face.Chip // the face crop, when the detection had one
 }
 
 // Decision is a track's identity: made once per track (Revised marks the
@@ -319,7 +326,7 @@ func (t *Tracker) Flush() Update {
 func (t *Tracker) observe(tr *track, now time.Time, d Detection, unit []float32) {
 	tr.embedded++
 	tr.lastEmbed = now
-	f := TrackFace{Embedding: d.Embedding, Quality: d.Quality, Time: now}
+	f := TrackFace{Embedding: d.Embedding, Quality: d.Quality, Time: now, Crop: d.Crop}
 	i := sort.Search(len(tr.faces), func(i int) bool { return tr.faces[i].Quality < f.Quality })
 	tr.faces = append(tr.faces, TrackFace{})
 	copy(tr.faces[i+1:], tr.faces[i:])

@@ -54,7 +54,10 @@ func DefaultLimits() Limits {
 	}
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns l with every zero (or negative) limit set to
+// DefaultLimits' value: the router's limits, and those of any other path
+// that validates the same requests (the web page).
+func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits()
 	set := func(v *int, def int) {
 		if *v <= 0 {
@@ -554,6 +557,10 @@ type StatusResult struct {
 	Cameras       []CameraStatus `json:"cameras"`
 	OutboxPending int            `json:"outbox_pending"`
 	Finetune      string         `json:"finetune,omitempty"` // state of a running job
+	// Health is "ok", or "degraded: storage_full" (the disk is below the
+	// store's reserve: recognition runs, writes are refused) or "degraded:
+	// output retrying" (events wait in the outbox), as /healthz says.
+	Health string `json:"health"`
 }
 
 // ensure request types satisfy Request.

@@ -186,7 +186,7 @@ func NewRouter(l Limits, log *slog.Logger) *Router {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Router{limits: l.withDefaults(), handlers: map[string]Handler{}, once: map[string]bool{}, log: log}
+	return &Router{limits: l.WithDefaults(), handlers: map[string]Handler{}, once: map[string]bool{}, log: log}
 }
 
 // HandleOnce registers h for a command with side effects: the Client runs

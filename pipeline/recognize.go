@@ -236,7 +236,7 @@ func (r *Recognizer) Process(f *Frame, acc Accumulator) error {
 	}
 	dets := make([]gallery.Detection, len(f.Faces))
 	for i, fc := range f.Faces {
-		dets[i] = gallery.Detection{Box: fc.Box, Quality: fc.Quality.Score, Embedding: fc.Embedding}
+		dets[i] = gallery.Detection{Box: fc.Box, Quality: fc.Quality.Score, Embedding: fc.Embedding, Crop: fc.Crop}
 	}
 	up := r.tr.Update(now, dets)
 	r.emit(r.apply(up), acc)

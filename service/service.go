@@ -39,6 +39,9 @@ type Cameras interface {
 	TrackEmbeddings(camera string, track uint64) ([][]float32, bool)
 }
 
+// HealthOK is the status reply's health when nothing is degraded.
+const HealthOK = "ok"
+
 // Options configure a Service.
 type Options struct {
 	Device   string
@@ -60,7 +63,11 @@ type Options struct {
 	// MinEnrollQuality is the quality a camera face needs to be enrolled.
 	// Default 0.5 (stricter than recognition: the gallery keeps it).
 	MinEnrollQuality float32
-	Logger           *slog.Logger
+	// Health reports the daemon's health for the status command (the
+	// same words as /healthz: HealthOK or "degraded: ..."). Default: always
+	// HealthOK.
+	Health func() string
+	Logger *slog.Logger
 }
 
 // Service implements mqtt.Service.
@@ -473,6 +480,10 @@ func (s *Service) Status(_ context.Context, _ mqtt.StatusRequest) (mqtt.StatusRe
 	}
 	if s.o.Finetune != nil {
 		r.Finetune = s.o.Finetune.State()
+	}
+	r.Health = HealthOK
+	if s.o.Health != nil {
+		r.Health = s.o.Health()
 	}
 	r.Cameras = []mqtt.CameraStatus{}
 	if cams := s.cameras(); cams != nil {

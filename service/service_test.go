@@ -369,8 +369,20 @@ func TestEnrollFromCameraAndFromUnknown(t *testing.T) {
 	tf := func(k int, noise, q float32, at time.Time) gallery.TrackFace {
 		return gallery.TrackFace{Embedding: axis(k, noise), Quality: q, Time: at}
 	}
-	id1, err := f.svc.AssignUnknown("door", []gallery.TrackFace{tf(9, 0.01, 0.8, now), tf(9, 0.02, 0.9, now)})
+	withCrop := tf(9, 0.02, 0.9, now)
+	withCrop.Crop = face.Chip{Size: face.CropSize, Pix: make([]uint8, face.CropSize*face.CropSize*3)}
+	id1, err := f.svc.AssignUnknown("door", []gallery.TrackFace{tf(9, 0.01, 0.8, now), withCrop})
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The track's best face crop is kept as the cluster's picture.
+	if err := f.st.View(func(tx *store.Tx) error {
+		slots, err := tx.UnknownCropSlots(id1)
+		if err == nil && len(slots) != 1 {
+			t.Errorf("unknown %s: %d pictures kept, want 1", id1, len(slots))
+		}
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	id2, _ := f.svc.AssignUnknown("yard", []gallery.TrackFace{tf(9, 0.03, 0.7, now.Add(time.Minute))})

@@ -24,5 +24,29 @@ func (s *Service) AssignUnknown(camera string, faces []gallery.TrackFace) (strin
 	if err != nil || !ok {
 		return "", err
 	}
+	s.keepUnknownCrop(id.ID, faces)
 	return id.ID, nil
+}
+
+// keepUnknownCrop stores the best face crop of a track filed under an
+// unknown-face cluster, the picture the web page shows (store keeps the
+// last few per cluster). Best effort: a failure costs a thumbnail, never
+// the observation.
+func (s *Service) keepUnknownCrop(id string, faces []gallery.TrackFace) {
+	best := -1
+	for i, f := range faces {
+		if len(f.Crop.Pix) > 0 && (best < 0 || f.Quality > faces[best].Quality) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return
+	}
+	png, err := s.o.Enroller.EncodeCrop(faces[best].Crop)
+	if err != nil || png == nil {
+		return
+	}
+	if err := s.o.Store.PutUnknownCrop(id, png); err != nil {
+		s.log.Debug("unknown-face crop not kept", "unknown", id, "err", err)
+	}
 }

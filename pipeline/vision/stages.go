@@ -197,7 +197,21 @@ func (a *Annotator) WriteFrame(f *pipeline.Frame) error {
 			return pipeline.Fatal(err)
 		}
 	}
-	for _, fc := range f.Faces {
+	drawFaces(&mat, f.Faces)
+	ts := fmt.Sprintf("%s  frame %d", formatMediaTime(f.MediaTime), f.Seq)
+	gocv.PutText(&mat, ts, image.Pt(8, mat.Rows()-10), gocv.FontHersheySimplex, 0.5, color.RGBA{255, 255, 255, 0}, 1)
+	if err := a.Video.Write(mat); err != nil {
+		a.err = err
+		return pipeline.Fatal(fmt.Errorf("annotate: %w", err))
+	}
+	a.frames++
+	return nil
+}
+
+// drawFaces draws each face's box and label (track, name and confidence;
+// unknown-N; "..." while undecided) on mat.
+func drawFaces(mat *gocv.Mat, faces []pipeline.Face) {
+	for _, fc := range faces {
 		col, label := colPending, fmt.Sprintf("#%d ...", fc.Track)
 		switch {
 		case fc.PersonID != "":
@@ -209,19 +223,11 @@ func (a *Annotator) WriteFrame(f *pipeline.Frame) error {
 			}
 			col, label = colUnknown, fmt.Sprintf("#%d %s", fc.Track, id)
 		}
-		gocv.Rectangle(&mat, fc.Box, col, 2)
+		gocv.Rectangle(mat, fc.Box, col, 2)
 		org := image.Pt(fc.Box.Min.X, max(fc.Box.Min.Y-6, 14))
-		gocv.PutText(&mat, label, org, gocv.FontHersheySimplex, 0.5, color.RGBA{0, 0, 0, 0}, 3)
-		gocv.PutText(&mat, label, org, gocv.FontHersheySimplex, 0.5, col, 1)
+		gocv.PutText(mat, label, org, gocv.FontHersheySimplex, 0.5, color.RGBA{0, 0, 0, 0}, 3)
+		gocv.PutText(mat, label, org, gocv.FontHersheySimplex, 0.5, col, 1)
 	}
-	ts := fmt.Sprintf("%s  frame %d", formatMediaTime(f.MediaTime), f.Seq)
-	gocv.PutText(&mat, ts, image.Pt(8, mat.Rows()-10), gocv.FontHersheySimplex, 0.5, color.RGBA{255, 255, 255, 0}, 1)
-	if err := a.Video.Write(mat); err != nil {
-		a.err = err
-		return pipeline.Fatal(fmt.Errorf("annotate: %w", err))
-	}
-	a.frames++
-	return nil
 }
 
 // Close finishes the video file.

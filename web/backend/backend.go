@@ -54,7 +54,7 @@ type Options struct {
 	Finetune bool
 	// Limits are the MQTT command limits; the web's requests are
 	// validated with them so both paths accept the same input. Default
-	// mqtt.DefaultLimits().
+	// mqtt.DefaultLimits() for each zero field.
 	Limits mqtt.Limits
 	// Logger; default discard.
 	Logger *slog.Logger
@@ -79,9 +79,7 @@ func New(o Options) (*Backend, error) {
 	if o.Service == nil || o.Store == nil || o.Enroller == nil || o.Gallery == nil {
 		return nil, errors.New("web backend: service, store, enroller and gallery are required")
 	}
-	if o.Limits == (mqtt.Limits{}) {
-		o.Limits = mqtt.DefaultLimits()
-	}
+	o.Limits = o.Limits.WithDefaults()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}

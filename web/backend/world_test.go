@@ -287,3 +287,16 @@ func (w *world) observe(e pipeline.Event) {
 	w.svc.Observe(e)
 	w.b.Observe(e)
 }
+
+// TestPartialLimitsKeepDefaults: the daemon passes only mqtt.max_payload;
+// every other limit keeps its default (a zero name length refused every
+// name typed on the page).
+func TestPartialLimitsKeepDefaults(t *testing.T) {
+	l := mqtt.Limits{MaxPayload: 1 << 20}.WithDefaults()
+	if l.MaxPayload != 1<<20 || l.MaxNameLen != mqtt.DefaultLimits().MaxNameLen {
+		t.Fatalf("limits %+v", l)
+	}
+	if err := (mqtt.EnrollRequest{ID: "r", Name: "Barack", FromUnknown: "unknown-1"}).Validate(l); err != nil {
+		t.Fatalf("a plain name refused: %v", err)
+	}
+}
