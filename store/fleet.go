@@ -93,3 +93,22 @@ func (tx *Tx) FleetKeys(prefix string, fn func(key string) error) error {
 		return err
 	})
 }
+
+// DeleteNegative removes one negative sample (with its crop and staged
+// vector): another device of a fleet removed it, or the person's cap of
+// negatives evicted it.
+func (tx *Tx) DeleteNegative(personID, negativeID string) error {
+	if err := tx.checkWritable(); err != nil {
+		return err
+	}
+	if _, err := tx.Negative(personID, negativeID); err != nil {
+		return err
+	}
+	for _, k := range [][]byte{negativeKey(personID, negativeID), negCropKey(personID, negativeID),
+		stagedKey(StagedNegative, personID, negativeID)} {
+		if err := tx.txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

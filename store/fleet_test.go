@@ -62,3 +62,37 @@ func TestFleetKeys(t *testing.T) {
 		t.Fatalf("put in View: %v", err)
 	}
 }
+
+func TestDeleteNegative(t *testing.T) {
+	st := newTestStore(t)
+	var p Person
+	var n Negative
+	err := st.Update(func(tx *Tx) error {
+		p = Person{Name: "Alice"}
+		if err := tx.PutPerson(&p); err != nil {
+			return err
+		}
+		n = Negative{PersonID: p.ID, Embedding: []float32{1, 2}}
+		return tx.AddNegative(&n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Update(func(tx *Tx) error { return tx.DeleteNegative(p.ID, n.ID) }); err != nil {
+		t.Fatal(err)
+	}
+	err = st.View(func(tx *Tx) error {
+		ns, err := tx.Negatives(p.ID)
+		if len(ns) != 0 {
+			t.Errorf("negatives left: %v", ns)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(func(tx *Tx) error { return tx.DeleteNegative(p.ID, n.ID) })
+	if !errors.Is(err, ErrSampleNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+}
