@@ -58,6 +58,8 @@ type Client struct {
 	inflightMu sync.Mutex
 	inflight   map[string]*recentCall
 
+	ext extSubs // Subscribe / OnConnect (transport.go)
+
 	stats counters
 }
 
@@ -468,10 +470,14 @@ func (c *Client) onConnect(pc paho.Client) {
 			return
 		}
 	}
+	if !c.ext.resubscribe(pc, wait) {
+		return
+	}
 	if !wait("publish availability", pc.Publish(c.topics.Availability(), 1, true, Online)) {
 		return
 	}
 	sess.markReady()
+	c.ext.connected()
 	c.publishDiscovery()
 }
 
