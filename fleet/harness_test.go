@@ -157,6 +157,7 @@ type device struct {
 	s       *Sync
 	cancel  context.CancelFunc
 	done    chan error
+	fsync   bool // commits are fsynced (benchmarks); tests skip it
 	mu      sync.Mutex
 	changes []Change
 }
@@ -183,7 +184,12 @@ func (w *tWriter) Write(p []byte) (int, error) {
 // newDevice opens a store in a temp dir; start runs the Sync.
 func newDevice(t testing.TB, name string, opts Options) *device {
 	t.Helper()
-	d := &device{t: t, name: name, dir: filepath.Join(t.TempDir(), name), opts: opts}
+	return newDeviceSync(t, name, opts, false)
+}
+
+func newDeviceSync(t testing.TB, name string, opts Options, fsync bool) *device {
+	t.Helper()
+	d := &device{t: t, name: name, dir: filepath.Join(t.TempDir(), name), opts: opts, fsync: fsync}
 	d.open()
 	t.Cleanup(d.stop)
 	return d
@@ -191,7 +197,7 @@ func newDevice(t testing.TB, name string, opts Options) *device {
 
 func (d *device) open() {
 	d.t.Helper()
-	st, err := store.Open(store.Options{Dir: d.dir, NoSync: true, MinFreeBytes: -1})
+	st, err := store.Open(store.Options{Dir: d.dir, NoSync: !d.fsync, MinFreeBytes: -1})
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -271,11 +277,18 @@ func face(seed uint64, sample int) []float32 {
 // through the enroller, then tells the fleet.
 func (d *device) enroll(name string, seed uint64, n int) string {
 	d.t.Helper()
+	return d.enrollTo(name, "", seed, n)
+}
+
+// enrollTo enrolls into the person with id personID (name unused) or, when
+// it is empty, the person called name.
+func (d *device) enrollTo(name, personID string, seed uint64, n int) string {
+	d.t.Helper()
 	var faces []enroll.Embedding
 	for i := 0; i < n; i++ {
 		faces = append(faces, enroll.Embedding{Embedding: face(seed, i+int(time.Now().UnixNano()%1000)), Quality: 0.9, Source: store.SourceFile})
 	}
-	res, err := d.en.EnrollEmbeddings(context.Background(), name, "", faces)
+	res, err := d.en.EnrollEmbeddings(context.Background(), name, personID, faces)
 	if err != nil {
 		d.t.Fatalf("%s: enroll %s: %v", d.name, name, err)
 	}

@@ -122,13 +122,14 @@ func (t *PahoTransport) Subscribe(filter string, fn func(topic string, payload [
 	t.subs[filter] = fn
 	t.mu.Unlock()
 	if t.c.IsConnectionOpen() {
+		// A failure here is logged, not returned: the subscription is
+		// registered and made again on the next connection.
 		tok := t.c.Subscribe(filter, 1, handler(fn))
-		if !tok.WaitTimeout(t.timeout) {
-			return fmt.Errorf("subscribe %s: no SUBACK within %s", filter, t.timeout)
+		if !tok.WaitTimeout(t.timeout) || tok.Error() != nil {
+			t.log.Warn("fleet transport: subscribe failed; retried on reconnect", "filter", filter, "err", tok.Error())
 		}
-		return tok.Error()
 	}
-	return nil // subscribed on connect
+	return nil
 }
 
 // OnConnect implements ConnectNotifier.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edged-dev/edged/store"
@@ -148,47 +149,87 @@ func (s *Sync) publishPending(ctx context.Context) (more bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	for _, q := range recs {
-		if ctx.Err() != nil {
-			return false, nil
-		}
-		topic := s.topics.Person(q.id)
+	// Publish with a few in flight (records of different people are
+	// independent), then clear the queue entries of everything the broker
+	// acknowledged in one transaction.
+	type job struct {
+		topic, key string
+		payload    []byte // nil: no publish, only dequeue
+		nonce      []byte
+		garbage    *queued
+	}
+	var jobs []job
+	for i := range recs {
+		q := &recs[i]
+		j := job{topic: s.topics.Person(q.id), key: prefQueue + q.id, nonce: q.nonce}
 		switch {
 		case q.garbage:
-			if err := s.publish(topic, []byte{}); err != nil {
-				return false, err
-			}
-			s.forget(q)
-			continue
+			j.payload, j.garbage = []byte{}, q
 		case q.payload == nil:
 		case len(q.payload) > s.opts.MaxRecordBytes:
 			s.m.publishErrors.Inc()
 			s.log.Error("fleet: a record is over max_record_bytes and cannot be published; lower fleet.max_samples or raise fleet.max_record_bytes on every device",
 				"person", q.id, "bytes", len(q.payload), "max", s.opts.MaxRecordBytes)
 		default:
-			if err := s.publish(topic, q.payload); err != nil {
-				return false, err
-			}
+			j.payload = q.payload
 		}
-		s.dequeue(prefQueue+q.id, q.nonce)
+		jobs = append(jobs, j)
 	}
 	for _, q := range crops {
+		person, sample, _ := strings.Cut(q.id, "/")
+		j := job{topic: s.topics.Crop(person, sample), key: prefCropQ + q.id, nonce: q.nonce}
+		switch {
+		case string(q.nonce) == "d":
+			j.payload = []byte{}
+		case q.payload != nil && len(q.payload) <= s.opts.MaxRecordBytes:
+			j.payload = q.payload
+		}
+		jobs = append(jobs, j)
+	}
+	const inflight = 8
+	errs := make([]error, len(jobs))
+	sem := make(chan struct{}, inflight)
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		if j.payload == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			errs[i] = ctx.Err()
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = s.publish(j.topic, j.payload)
+		}()
+	}
+	wg.Wait()
+	var done []job
+	for i, j := range jobs {
+		switch {
+		case errs[i] != nil:
+			if err == nil {
+				err = errs[i]
+			}
+		case j.garbage != nil:
+			s.forget(*j.garbage)
+		default:
+			done = append(done, j)
+		}
+	}
+	keys := make([]string, len(done))
+	nonces := make([][]byte, len(done))
+	for i, j := range done {
+		keys[i], nonces[i] = j.key, j.nonce
+	}
+	s.dequeue(keys, nonces)
+	if err != nil {
 		if ctx.Err() != nil {
 			return false, nil
 		}
-		person, sample, _ := strings.Cut(q.id, "/")
-		topic := s.topics.Crop(person, sample)
-		switch {
-		case string(q.nonce) == "d":
-			if err := s.publish(topic, []byte{}); err != nil {
-				return false, err
-			}
-		case q.payload != nil && len(q.payload) <= s.opts.MaxRecordBytes:
-			if err := s.publish(topic, q.payload); err != nil {
-				return false, err
-			}
-		}
-		s.dequeue(prefCropQ+q.id, q.nonce)
+		return false, err
 	}
 	return more, nil
 }
@@ -206,20 +247,29 @@ func (s *Sync) publish(topic string, payload []byte) error {
 	return nil
 }
 
-// dequeue removes a queue entry unless it was re-queued since it was read.
-func (s *Sync) dequeue(key string, nonce []byte) {
+// dequeue removes queue entries, except those re-queued since they were
+// read (their nonce changed; a nil nonce: unconditionally).
+func (s *Sync) dequeue(keys []string, nonces [][]byte) {
+	if len(keys) == 0 {
+		return
+	}
 	err := s.st.Update(func(tx *store.Tx) error {
-		cur, err := tx.FleetGet(key)
-		if err != nil || cur == nil {
-			return err
+		for i, key := range keys {
+			cur, err := tx.FleetGet(key)
+			if err != nil {
+				return err
+			}
+			if cur == nil || nonces[i] != nil && !bytes.Equal(cur, nonces[i]) {
+				continue
+			}
+			if err := tx.FleetDelete(key); err != nil {
+				return err
+			}
 		}
-		if nonce != nil && !bytes.Equal(cur, nonce) {
-			return nil
-		}
-		return tx.FleetDelete(key)
+		return nil
 	})
 	if err != nil && !errors.Is(err, store.ErrClosed) {
-		s.log.Warn("fleet: clearing a publish queue entry failed; it is published again", "key", key, "err", err)
+		s.log.Warn("fleet: clearing publish queue entries failed; they are published again", "entries", len(keys), "err", err)
 	}
 }
 

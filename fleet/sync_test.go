@@ -74,7 +74,7 @@ func TestEnrollRenameDeleteAcrossDevices(t *testing.T) {
 	}
 	bb.s.Changed(id)
 	waitFor(t, deadline, "rename reaches A", func() bool { p, _, _ := a.person(id); return p.Name == "Alicia" })
-	c.enroll("Alicia", 1, 2)
+	c.enrollTo("", id, 1, 2)
 	_, all, _ := c.person(id)
 	if len(all) != 5 {
 		t.Fatalf("C has %d samples", len(all))
