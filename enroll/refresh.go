@@ -1,0 +1,76 @@
+package enroll
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/edged-dev/edged/gallery"
+	"github.com/edged-dev/edged/store"
+)
+
+// Refresh brings the gallery in step with the store for the people with
+// these ids after something other than the Enroller changed them (package
+// fleet applying another device's changes): a person no longer in the
+// store, or without samples of the Enroller's backbone, leaves the
+// gallery; the others are upserted with their samples and negatives of
+// that backbone, and their clusters are stored when the store has none
+// (as LoadGallery does). It is cheaper than LoadGallery for a few people
+// and keeps the gallery serving matches meanwhile.
+func (e *Enroller) Refresh(ids ...string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		var gp gallery.Person
+		var found, hasClusters bool
+		err := e.st.View(func(tx *store.Tx) error {
+			p, err := tx.Person(id)
+			if errors.Is(err, store.ErrPersonNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			found = true
+			samples, err := tx.Samples(id)
+			if err != nil {
+				return err
+			}
+			negs, err := tx.Negatives(id)
+			if err != nil {
+				return err
+			}
+			gp = e.galleryPerson(p, samples, negs)
+			c, err := tx.Clusters(id)
+			hasClusters = len(c.Clusters) > 0
+			return err
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("refresh %s: %w", id, err))
+			continue
+		}
+		if !found || len(gp.Samples) == 0 {
+			e.g.Remove(id)
+			continue
+		}
+		if err := e.g.Upsert(gp); err != nil {
+			errs = append(errs, fmt.Errorf("refresh %s: %w", id, err))
+			continue
+		}
+		if hasClusters || e.st.ReadOnly() {
+			continue
+		}
+		if cs, ok := e.g.PersonClusters(id); ok {
+			err := e.st.Update(func(tx *store.Tx) error {
+				if c, err := tx.Clusters(id); err != nil || len(c.Clusters) > 0 {
+					return err
+				}
+				return tx.PutClusters(id, storeClusters(cs, e.headID()))
+			})
+			if err != nil && !errors.Is(err, store.ErrPersonNotFound) {
+				errs = append(errs, fmt.Errorf("refresh %s: clusters: %w", id, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,65 @@
+package enroll
+
+import (
+	"testing"
+
+	"github.com/edged-dev/edged/store"
+)
+
+// TestRefresh: people written to the store behind the Enroller's back
+// (as package fleet does) reach the gallery through Refresh, renamed and
+// deleted ones too.
+func TestRefresh(t *testing.T) {
+	w := newWorld(t)
+	st := newTestStore(t)
+	en, g := w.enroller(st, Options{})
+	v := w.unit()
+	var id string
+	err := st.Update(func(tx *store.Tx) error {
+		p := store.Person{Name: "Remote"}
+		if err := tx.PutPerson(&p); err != nil {
+			return err
+		}
+		id = p.ID
+		for i := 0; i < 2; i++ {
+			s := store.Sample{PersonID: p.ID, Embedding: w.near(v, 0.05)}
+			if err := tx.AddSample(&s, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := en.Refresh(id, "no-such-person"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := g.Match(v)
+	if err != nil || m.PersonID != id || m.Name != "Remote" {
+		t.Fatalf("match after refresh: %+v %v", m, err)
+	}
+	var c store.Clusters
+	err = st.View(func(tx *store.Tx) (err error) { c, err = tx.Clusters(id); return err })
+	if err != nil || len(c.Clusters) == 0 {
+		t.Fatalf("clusters not stored: %+v %v", c, err)
+	}
+	if _, err := st.RenamePerson(id, "Renamed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := en.Refresh(id); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := g.Match(v); m.Name != "Renamed" {
+		t.Fatalf("rename not refreshed: %+v", m)
+	}
+	if err := st.DeletePerson(id); err != nil {
+		t.Fatal(err)
+	}
+	if err := en.Refresh(id); err != nil {
+		t.Fatal(err)
+	}
+	if g.Info().People != 0 {
+		t.Fatalf("deleted person still in the gallery: %+v", g.Info())
+	}
+}
