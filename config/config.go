@@ -28,6 +28,7 @@ type Config struct {
 	Recognition Recognition `yaml:"recognition"`
 	Pipeline    Pipeline    `yaml:"pipeline"`
 	Finetune    Finetune    `yaml:"finetune"`
+	Fleet       Fleet       `yaml:"fleet"`
 	Cameras     []Camera    `yaml:"cameras"`
 }
 
@@ -233,6 +234,35 @@ type Finetune struct {
 	Debounce time.Duration `yaml:"debounce"` // quiet time after the last enrollment, default 30s
 }
 
+// Fleet configures sharing people with the other edged devices of a
+// fleet through the MQTT broker (docs/fleet.md). Off unless Name is set.
+type Fleet struct {
+	// Name joins the fleet of that name (also `edged run --fleet NAME`):
+	// devices with the same name on one broker, or on bridged brokers,
+	// share their people. Empty (the default): off.
+	Name string `yaml:"name"`
+	// KeyFile holds the fleet key, 32 bytes raw or 64 hex digits, the same
+	// on every device: records are then encrypted and authenticated
+	// (AES-256-GCM). Empty: plaintext records (rely on broker ACLs).
+	KeyFile string `yaml:"key_file"`
+	// ShareCrops publishes the face crops of enrolled samples, so that
+	// devices with another model.backbone can re-embed them, and
+	// re-embeds the crops others share. Default false: embeddings only.
+	ShareCrops bool `yaml:"share_crops"`
+	// TombstoneTTL is how long deletes are remembered (a device away
+	// longer may bring deleted people back). Default 720h (30 days).
+	TombstoneTTL time.Duration `yaml:"tombstone_ttl"`
+	// MaxSamples caps a person's samples in the fleet (the oldest are
+	// removed beyond it). Default 64.
+	MaxSamples int `yaml:"max_samples"`
+	// MaxRecordBytes is the largest person record accepted or published,
+	// in bytes. Default 1048576 (1 MiB).
+	MaxRecordBytes int `yaml:"max_record_bytes"`
+}
+
+// FleetEnabled reports whether the device joins a fleet (fleet.name).
+func (c *Config) FleetEnabled() bool { return c.Fleet.Name != "" }
+
 // Camera is one video source. The override fields are nil when the camera
 // uses the global value; Config.Camera resolves them.
 type Camera struct {
@@ -304,6 +334,7 @@ func Default() Config {
 		},
 		Pipeline: Pipeline{FaceQueue: 4, EventQueue: 256, EmbedBatch: 16, EmbedWait: 5 * time.Millisecond},
 		Finetune: Finetune{Enabled: yes(), Debounce: 30 * time.Second},
+		Fleet:    Fleet{TombstoneTTL: 720 * time.Hour, MaxSamples: 64, MaxRecordBytes: 1 << 20},
 	}
 }
 

@@ -145,6 +145,25 @@ func (c *Config) Validate() error {
 		ps.add("finetune.debounce", "%v: want 0 or more", c.Finetune.Debounce)
 	}
 
+	f := c.Fleet
+	if c.FleetEnabled() {
+		if !validFleetName(f.Name) {
+			ps.add("fleet.name", "%q: use letters, digits, '-', '_' and '.' (at most 64)", f.Name)
+		}
+		if c.Device == "fleet" {
+			ps.add("device", "\"fleet\" is reserved while fleet.name is set (the fleet's topics are <prefix>/fleet/<name>/...)")
+		}
+		if m.Broker == "" {
+			ps.add("fleet.name", "a fleet needs a broker its devices share (Mosquitto, EMQX): set mqtt.broker (the embedded broker serves one device)")
+		}
+	}
+	fileExists(&ps, "fleet.key_file", f.KeyFile)
+	if f.TombstoneTTL < time.Hour {
+		ps.add("fleet.tombstone_ttl", "%v: want at least 1h", f.TombstoneTTL)
+	}
+	intRange(&ps, "fleet.max_samples", f.MaxSamples, 1, 1024)
+	intRange(&ps, "fleet.max_record_bytes", f.MaxRecordBytes, 64<<10, 256<<20)
+
 	names := map[string]int{}
 	for i, cam := range c.Cameras {
 		k := fmt.Sprintf("cameras[%d]", i)
@@ -208,6 +227,20 @@ func validID(s string) bool {
 	}
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// validFleetName reports whether s can name a fleet: one topic level of
+// letters, digits, '-', '_' and '.'.
+func validFleetName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
 			return false
 		}
 	}
