@@ -11,14 +11,15 @@ import (
 	"github.com/edged-dev/edged/store"
 )
 
-// inbox holds received payloads until the worker takes them: the latest
-// per topic (a newer copy of a record supersedes an older one on its
-// topic; if both carried news, their publishers see each other's copy and
-// publish the merge, so nothing is lost by keeping the latest only). The
-// MQTT receive path never blocks on it.
+// inbox holds received payloads until the worker takes them, in arrival
+// order per topic. The MQTT receive path never blocks on it. Beyond
+// InboxBytes it keeps only the latest copy per topic: a newer copy of a
+// record supersedes an older one on its topic, and if both carried news
+// their publishers see each other's copy and publish the merge, so
+// nothing is lost for good.
 type inbox struct {
 	mu    sync.Mutex
-	msgs  map[string][]byte
+	msgs  map[string][][]byte
 	bytes int
 	max   int
 	wake  chan struct{}
@@ -32,15 +33,19 @@ type message struct {
 func (b *inbox) put(topic string, payload []byte) bool {
 	b.mu.Lock()
 	if b.msgs == nil {
-		b.msgs = map[string][]byte{}
+		b.msgs = map[string][][]byte{}
 	}
-	if old, ok := b.msgs[topic]; ok {
-		b.bytes -= len(old)
-	} else if b.bytes+len(payload) > b.max {
-		b.mu.Unlock()
-		return false
+	if b.bytes+len(payload) > b.max {
+		for _, old := range b.msgs[topic] {
+			b.bytes -= len(old)
+		}
+		delete(b.msgs, topic)
+		if b.bytes+len(payload) > b.max {
+			b.mu.Unlock()
+			return false
+		}
 	}
-	b.msgs[topic] = payload
+	b.msgs[topic] = append(b.msgs[topic], payload)
 	b.bytes += len(payload)
 	b.mu.Unlock()
 	select {
@@ -53,12 +58,18 @@ func (b *inbox) put(topic string, payload []byte) bool {
 func (b *inbox) take() []message {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	out := make([]message, 0, len(b.msgs))
-	for t, p := range b.msgs {
-		out = append(out, message{t, p})
+	topics := make([]string, 0, len(b.msgs))
+	for t := range b.msgs {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	var out []message
+	for _, t := range topics {
+		for _, p := range b.msgs[t] {
+			out = append(out, message{t, p})
+		}
 	}
 	b.msgs, b.bytes = nil, 0
-	sort.Slice(out, func(i, j int) bool { return out[i].topic < out[j].topic })
 	return out
 }
 

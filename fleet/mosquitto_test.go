@@ -103,27 +103,31 @@ func TestMosquittoThreeDevices(t *testing.T) {
 		waitFor(t, within, d.name+" deleted Alicia", func() bool { return gone(d, id) })
 	}
 
-	// 5. A forged record (another key) is refused by everyone, and the
-	// retained copy is repaired.
-	forger := newDevice(t, "forger", Options{Key: bytes.Repeat([]byte{0x66}, 32)})
-	forger.startOn(m)
-	fs := forger.s
+	// 5. A forged record (sealed with another key, published by a client
+	// that has broker access) is refused by everyone, and the retained
+	// copy is repaired by the devices.
+	wrong, _ := newCodec(bytes.Repeat([]byte{0x66}, 32))
+	topic := a.s.Topics().Person(id2)
 	rec := &Record{V: 1, Fleet: "home", ID: id2, Name: Name{Value: "Pwned", HLC: HLC{Wall: time.Now().UnixMilli(), Device: "forger"}}}
-	payload, _ := fs.codec.seal(fs.Topics().Person(id2), mustMarshal(t, rec))
-	if err := forger.s.opts.Transport.Publish(fs.Topics().Person(id2), payload, true); err != nil {
+	payload, _ := wrong.seal(topic, mustMarshal(t, rec))
+	forger := dial(t, m, "forger")
+	if err := forger.Publish(topic, payload, true); err != nil {
 		t.Fatal(err)
 	}
+	fs := a.s
 	for _, d := range []*device{a, b, c} {
 		waitFor(t, within, d.name+" refused the forged record", func() bool { return d.s.m.refused.With("forged").Value() > 0 })
-		if name(d) == "Pwned" {
-			t.Fatalf("%s applied a forged rename", d.name)
-		}
 	}
 	waitFor(t, within, "forged retained record replaced", func() bool {
 		p := retained(t, m, fs.Topics().Person(id2))
 		_, err := a.s.decodeRecord(fs.Topics().Person(id2), id2, p)
 		return err == nil
 	})
+	for _, d := range []*device{a, b, c} {
+		if name(d) == "Pwned" {
+			t.Fatalf("%s applied a forged rename", d.name)
+		}
+	}
 	st, err := c.s.Status()
 	if err != nil || st.Refused == 0 || len(st.Members) < 2 || !st.Encrypted {
 		t.Fatalf("status: %+v %v", st, err)

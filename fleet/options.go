@@ -122,9 +122,8 @@ type Options struct {
 	// Defaults 500ms and 30s.
 	RetryMin, RetryMax time.Duration `yaml:"-"`
 	// InboxBytes caps the received payloads waiting to be applied; beyond
-	// it, older copies of the same topic are dropped (the latest copy of a
-	// record wins its topic; the broker's retained copy converges on the
-	// merge of all). Default 64 MiB.
+	// it only the latest copy per topic is kept (the broker's retained
+	// copy converges on the merge of all). Default 64 MiB.
 	InboxBytes int `yaml:"-"`
 
 	// Metrics receives the edged_fleet_* series (nil: a private registry).
