@@ -99,8 +99,8 @@ type Options struct {
 	// local one (a device with a wrong clock). Default 1h.
 	MaxClockSkew time.Duration `yaml:"-"`
 	// MaxRecordBytes caps a record's payload, received or published
-	// (config fleet.max_record_bytes). Default 1 MiB: 64 samples of two
-	// 512-d backbones fit in about 0.4 MiB.
+	// (config fleet.max_record_bytes). Default 1 MiB: a person with 64
+	// samples of both backbones (192-d and 128-d) takes about 130 KB.
 	MaxRecordBytes int `yaml:"max_record_bytes"`
 	// MaxSamples caps a person's samples (config fleet.max_samples): beyond
 	// it the oldest are removed everywhere. Default 64 (an enrollment
