@@ -19,15 +19,23 @@ import (
 // broker outage or a restart loses nothing.
 func (s *Sync) publishLoop(ctx context.Context) {
 	delay := s.opts.RetryMin
-	var memberDue time.Time
+	var memberDue, lastMember time.Time
 	for {
 		if ctx.Err() != nil {
 			return
 		}
 		failed := false
+		if s.memberDirty.Swap(false) {
+			// The people count changed: refresh the member record soon
+			// (at most every few seconds).
+			if soon := lastMember.Add(memberMinInterval); soon.Before(memberDue) {
+				memberDue = soon
+			}
+		}
 		if !time.Now().Before(memberDue) {
 			if s.publishMember(true) {
-				memberDue = time.Now().Add(s.opts.MemberInterval)
+				lastMember = time.Now()
+				memberDue = lastMember.Add(s.opts.MemberInterval)
 			} else {
 				failed = true
 			}
@@ -68,6 +76,10 @@ func (s *Sync) publishLoop(ctx context.Context) {
 		t.Stop()
 	}
 }
+
+// memberMinInterval spaces member records published because the people
+// count changed.
+const memberMinInterval = 5 * time.Second
 
 type queued struct {
 	id      string

@@ -3,7 +3,11 @@ package fleet
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"sort"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/edged-dev/edged/store"
@@ -154,4 +158,69 @@ func ReadStatus(st *store.Store, backbone string) (Status, error) {
 		out.People = []PersonStatus{}
 	}
 	return out, err
+}
+
+// WriteText writes the status for people (`edged fleet status`).
+func (st Status) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	state := "running"
+	if !st.Running {
+		state = "stopped (read from the store)"
+	}
+	sealed := "no (plaintext records)"
+	if st.Encrypted {
+		sealed = "yes, key id " + st.KeyID
+	}
+	ago := func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return fmt.Sprintf("%s (%s ago)", t.Local().Format("2006-01-02 15:04:05"), time.Since(t).Round(time.Second))
+	}
+	fmt.Fprintf(tw, "fleet\t%s\n", st.Fleet)
+	fmt.Fprintf(tw, "device\t%s (%s), %s\n", st.Device, st.Backbone, state)
+	fmt.Fprintf(tw, "sealed\t%s\n", sealed)
+	fmt.Fprintf(tw, "share crops\t%v\n", st.ShareCrops)
+	fmt.Fprintf(tw, "people\t%d (and %d deleted, remembered until their tombstones expire)\n", st.PeopleLive, st.PeopleDeleted)
+	fmt.Fprintf(tw, "waiting to publish\t%d\n", st.PendingPublish)
+	fmt.Fprintf(tw, "last sync\t%s\n", ago(st.LastSync))
+	if st.Running {
+		fmt.Fprintf(tw, "last publish\t%s\n", ago(st.LastPublish))
+		fmt.Fprintf(tw, "last receive\t%s\n", ago(st.LastReceive))
+	}
+	fmt.Fprintf(tw, "changes applied\t%d\n", st.Applied)
+	fmt.Fprintf(tw, "conflicts resolved\t%d\n", st.ConflictsResolved)
+	fmt.Fprintf(tw, "records refused\t%d\n", st.Refused)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nmembers (%d other devices seen)\n", len(st.Members))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  DEVICE\tBACKBONE\tVERSION\tPEOPLE\tONLINE\tLAST SEEN")
+	for _, m := range st.Members {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%v\t%s\n", m.Device, m.Backbone, m.Version, m.People, m.Online, ago(m.Seen))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\npeople (%d)\n", len(st.People))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ID\tNAME\tVERSION\tORIGIN\tSAMPLES\tUSABLE\tNOTE")
+	for _, p := range st.People {
+		var notes []string
+		if p.Deleted {
+			notes = append(notes, "deleted")
+		}
+		if p.Local != "" {
+			notes = append(notes, "here: "+p.Local)
+		}
+		if p.Pending {
+			notes = append(notes, "not yet published")
+		}
+		if p.Skipped != "" {
+			notes = append(notes, "cannot use "+p.Skipped+" samples")
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%s\n", p.ID, p.Name, p.Version, p.Origin, p.Samples, p.Usable, strings.Join(notes, "; "))
+	}
+	return tw.Flush()
 }

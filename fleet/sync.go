@@ -40,19 +40,21 @@ type Sync struct {
 	changed   map[string]bool // persons to fold (Changed)
 	resync    bool
 	members   map[string]Member
-	warned    map[string]bool  // topic+reason logged
-	repaired  map[string]int64 // person -> last repair publish (ms)
-	lastSync  time.Time        // last change from another device applied
-	lastPub   time.Time        // last successful publish
+	retry     map[string]*Record // received copies whose apply failed
+	warned    map[string]bool    // topic+reason logged
+	repaired  map[string]int64   // person -> last repair publish (ms)
+	lastSync  time.Time          // last change from another device applied
+	lastPub   time.Time          // last successful publish
 	lastRecv  time.Time
 	connected bool
 	persist   persisted
 
-	wake    chan struct{} // the worker has work
-	pubWake chan struct{} // the publisher has work
-	nested  bool          // syncPerson runs for a name clash (worker goroutine only)
-	running atomic.Bool
-	idle    atomic.Bool // for tests: nothing queued and the worker waits
+	wake        chan struct{} // the worker has work
+	pubWake     chan struct{} // the publisher has work
+	nested      bool          // syncPerson runs for a name clash (worker goroutine only)
+	running     atomic.Bool
+	memberDirty atomic.Bool // the people count may have changed
+	idle        atomic.Bool // for tests: nothing queued and the worker waits
 }
 
 // New checks the options and returns a Sync; nothing is subscribed or
@@ -75,6 +77,7 @@ func New(opts Options) (*Sync, error) {
 		st:       opts.Store,
 		changed:  map[string]bool{},
 		members:  map[string]Member{},
+		retry:    map[string]*Record{},
 		warned:   map[string]bool{},
 		repaired: map[string]int64{},
 		wake:     make(chan struct{}, 1),
@@ -166,6 +169,8 @@ func (s *Sync) Run(ctx context.Context) error {
 	defer recon.Stop()
 	gc := time.NewTicker(gcInterval(s.opts.TombstoneTTL))
 	defer gc.Stop()
+	retry := time.NewTicker(retryInterval)
+	defer retry.Stop()
 	for {
 		s.idle.Store(s.quiet())
 		select {
@@ -178,8 +183,30 @@ func (s *Sync) Run(ctx context.Context) error {
 			s.reconcile(false)
 		case <-gc.C:
 			s.collect()
+		case <-retry.C:
+			s.retryFailed(ctx)
 		}
 	}
+}
+
+// retryInterval is how often received copies that failed to apply are
+// tried again.
+const retryInterval = 30 * time.Second
+
+func (s *Sync) retryFailed(ctx context.Context) {
+	s.mu.Lock()
+	in := s.retry
+	s.retry = map[string]*Record{}
+	s.mu.Unlock()
+	if len(in) == 0 {
+		return
+	}
+	ids := make([]string, 0, len(in))
+	for id := range in {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	s.apply(ctx, ids, in)
 }
 
 func gcInterval(ttl time.Duration) time.Duration {
@@ -330,7 +357,14 @@ func (s *Sync) applyBatch(ctx context.Context, ids []string, in map[string]*Reco
 				return n
 			}
 			s.m.applyErrors.Inc()
-			s.log.Error("fleet: applying a person failed; retried at the next reconciliation", "person", ids[0], "err", err)
+			s.log.Error("fleet: applying a person failed; retried in a while", "person", ids[0], "err", err)
+			if r := in[ids[0]]; r != nil {
+				// The copy came from the broker once; keep it for the retry
+				// (a full disk, a store switched to read-only).
+				s.mu.Lock()
+				s.retry[ids[0]] = Merge(s.retry[ids[0]], r)
+				s.mu.Unlock()
+			}
 			return n
 		}
 		break
@@ -375,7 +409,8 @@ func (s *Sync) applyBatch(ctx context.Context, ids []string, in map[string]*Reco
 			s.opts.OnChange(changes)
 		}
 	}
-	if publish {
+	if publish || len(changes) > 0 {
+		s.memberDirty.Store(true)
 		s.kick(s.pubWake)
 	}
 	for _, r := range reembed {

@@ -92,9 +92,14 @@ func TestEnrollRenameDeleteAcrossDevices(t *testing.T) {
 		waitFor(t, deadline, d.name+" deleted", func() bool { return gone(d, id) })
 	}
 	st, err := c.s.Status()
-	if err != nil || st.PeopleDeleted != 1 || st.PeopleLive != 0 {
+	if err != nil || st.PeopleDeleted != 1 || st.PeopleLive != 0 || len(st.Members) != 2 {
 		t.Fatalf("status: %+v %v", st, err)
 	}
+	var buf bytes.Buffer
+	if err := st.WriteText(&buf); err != nil || !strings.Contains(buf.String(), "Alicia") || !strings.Contains(buf.String(), "deleted") {
+		t.Fatalf("status text: %v\n%s", err, buf.String())
+	}
+	t.Logf("\n%s", buf.String())
 }
 
 func TestCatchUpAfterDowntime(t *testing.T) {
