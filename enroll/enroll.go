@@ -72,6 +72,12 @@ type Options struct {
 	// Unknowns, when set, forgets an unknown-face cluster once EnrollUnknown
 	// named it.
 	Unknowns *gallery.Unknowns `yaml:"-"`
+	// Changed, when set, is called with the person's id after every change
+	// the Enroller committed (enroll, rename, delete, feedback, sample
+	// removal), possibly with the Enroller's lock held: it must return
+	// quickly and not call the Enroller (package fleet's Sync.Changed only
+	// queues the id, then publishes the change to the other devices).
+	Changed func(personIDs ...string) `yaml:"-"`
 	// Logger, default: discard.
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -491,6 +497,7 @@ func (e *Enroller) commit(ctx context.Context, res Result, name, personID string
 		// load. Say so rather than fail a committed enrollment.
 		e.opts.Logger.Error("gallery update after enrollment failed", "person", out.PersonID, "err", err)
 	}
+	e.changed(out.PersonID)
 	e.opts.Logger.Debug("enrolled", "person", out.PersonID, "name", out.Name, "created", out.Created,
 		"accepted", out.Accepted, "refused", out.Refused, "samples", out.Samples, "clusters", out.Clusters)
 	return out, nil

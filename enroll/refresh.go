@@ -74,3 +74,12 @@ func (e *Enroller) Refresh(ids ...string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// changed reports committed changes to Options.Changed. The Enroller's
+// lock may be held: the callback must not call back into the Enroller
+// (fleet's only queues the ids).
+func (e *Enroller) changed(ids ...string) {
+	if e.opts.Changed != nil {
+		e.opts.Changed(ids...)
+	}
+}

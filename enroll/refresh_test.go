@@ -63,3 +63,42 @@ func TestRefresh(t *testing.T) {
 		t.Fatalf("deleted person still in the gallery: %+v", g.Info())
 	}
 }
+
+// TestChangedHook: every committed change reports its person; refused
+// ones do not.
+func TestChangedHook(t *testing.T) {
+	w := newWorld(t)
+	st := newTestStore(t)
+	var got []string
+	en, _ := w.enroller(st, Options{Changed: func(ids ...string) { got = append(got, ids...) }})
+	v := w.unit()
+	res, err := en.EnrollEmbeddings(t.Context(), "Ann", "", []Embedding{{Embedding: v}, {Embedding: w.near(v, 0.05)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.PersonID
+	if _, err := en.Rename(id, "Anna"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := en.Rename(id, ""); err == nil {
+		t.Fatal("empty name accepted")
+	}
+	if _, err := en.Feedback(id, w.unit(), store.SourceTrack, "cam/1"); err != nil {
+		t.Fatal(err)
+	}
+	samples, _ := st.Samples(id)
+	if _, err := en.RemoveSample(id, samples[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := en.Delete(id); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 {
+		t.Fatalf("changed %d times (%v), want 5: enroll, rename, feedback, remove, delete", len(got), got)
+	}
+	for _, g := range got {
+		if g != id {
+			t.Fatalf("changed %q, want %q", g, id)
+		}
+	}
+}

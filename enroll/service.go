@@ -195,6 +195,7 @@ func (e *Enroller) Delete(idOrName string) (store.Person, error) {
 		return p, storeError(err)
 	}
 	e.g.Remove(p.ID)
+	e.changed(p.ID)
 	return p, nil
 }
 
@@ -216,6 +217,7 @@ func (e *Enroller) Rename(idOrName, name string) (store.Person, error) {
 	if err != nil {
 		return p, storeError(err)
 	}
+	e.changed(p.ID)
 	if err := e.g.Rename(p.ID, p.Name); err != nil && !errors.Is(err, gallery.ErrPersonNotFound) {
 		return p, ErrInternal.with(err, "gallery")
 	}
@@ -254,6 +256,7 @@ func (e *Enroller) FeedbackFace(idOrName string, raw []float32, crop face.Chip, 
 	if err != nil {
 		return n, storeError(err)
 	}
+	e.changed(n.PersonID)
 	if err := e.g.AddNegative(n.PersonID, gallery.Sample{ID: n.ID, Embedding: raw}); err != nil && !errors.Is(err, gallery.ErrPersonNotFound) {
 		return n, ErrBadRequest.with(err, "embedding does not fit the gallery")
 	}
@@ -321,6 +324,7 @@ func (e *Enroller) RemoveSample(personID, sampleID string) (store.Sample, error)
 	if err != nil {
 		return removed, storeError(err)
 	}
+	e.changed(personID)
 	if len(gp.Samples) == 0 {
 		e.g.Remove(personID)
 		return removed, nil
