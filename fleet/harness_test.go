@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -155,6 +156,7 @@ type device struct {
 	g       *gallery.Gallery
 	en      *enroll.Enroller
 	s       *Sync
+	sync    atomic.Pointer[Sync]
 	cancel  context.CancelFunc
 	done    chan error
 	fsync   bool // commits are fsynced (benchmarks); tests skip it
@@ -203,7 +205,13 @@ func (d *device) open() {
 	}
 	d.st = st
 	d.g = gallery.New(gallery.Options{Space: gallery.MobileFaceNetSpace})
-	d.en = enroll.New(st, d.g, nil, nil, enroll.Options{Backbone: d.backbone()})
+	// As the daemon wires it: the enroller reports local changes to the
+	// fleet, and the fleet's changes are refreshed into the gallery.
+	d.en = enroll.New(st, d.g, nil, nil, enroll.Options{Backbone: d.backbone(), Changed: func(ids ...string) {
+		if s := d.sync.Load(); s != nil {
+			s.Changed(ids...)
+		}
+	}})
 }
 
 func (d *device) backbone() string {
@@ -223,16 +231,25 @@ func (d *device) start(tr Transport) {
 	o.Store = d.st
 	o.Transport = tr
 	o.Logger = testLogger(d.t).With("device", d.name)
+	en := d.en
 	o.OnChange = func(cs []Change) {
 		d.mu.Lock()
 		d.changes = append(d.changes, cs...)
 		d.mu.Unlock()
+		ids := make([]string, len(cs))
+		for i, c := range cs {
+			ids[i] = c.PersonID
+		}
+		if err := en.Refresh(ids...); err != nil {
+			d.t.Errorf("%s: refresh: %v", d.name, err)
+		}
 	}
 	s, err := New(o)
 	if err != nil {
 		d.t.Fatal(err)
 	}
 	d.s = s
+	d.sync.Store(s)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	d.done = make(chan error, 1)
@@ -241,6 +258,7 @@ func (d *device) start(tr Transport) {
 
 // stop ends the Sync and closes the store (restart: open, start).
 func (d *device) stop() {
+	d.sync.Store(nil)
 	if d.cancel != nil {
 		d.cancel()
 		select {

@@ -11,6 +11,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edged-dev/edged/enroll"
+	"github.com/edged-dev/edged/gallery"
 	"github.com/edged-dev/edged/store"
 )
 
@@ -41,14 +42,21 @@ func TestMosquittoThreeDevices(t *testing.T) {
 		took := waitFor(t, within, d.name+" lists Alice", func() bool { return hasPerson(d, id, "Alice", sampleIDs(want)) })
 		t.Logf("%s has Alice after %s", d.name, took.Round(time.Millisecond))
 	}
-	// B recognises her: its gallery, loaded from its store, matches A's
-	// samples (the replayed video check is the daemon's).
-	if rep, err := enroll.LoadGallery(b.st, b.g, "mobilefacenet"); err != nil || rep.People != 1 || rep.Samples != 3 {
+	// B recognises her: its running gallery (refreshed by OnChange) and a
+	// gallery loaded from its store both match A's samples (the replayed
+	// video check is the daemon's).
+	for _, s := range want {
+		if mt, err := b.g.Match(s.Embedding); err != nil || mt.PersonID != id || !mt.Known {
+			t.Fatalf("B's running gallery does not recognise Alice's sample %s: %+v %v", s.ID, mt, err)
+		}
+	}
+	fresh := gallery.New(gallery.Options{Space: gallery.MobileFaceNetSpace})
+	if rep, err := enroll.LoadGallery(b.st, fresh, "mobilefacenet"); err != nil || rep.People != 1 || rep.Samples != 3 {
 		t.Fatalf("load gallery: %+v %v", rep, err)
 	}
 	for _, s := range want {
-		if mt, err := b.g.Match(s.Embedding); err != nil || mt.PersonID != id {
-			t.Fatalf("B does not recognise Alice's sample %s: %+v %v", s.ID, mt, err)
+		if mt, err := fresh.Match(s.Embedding); err != nil || mt.PersonID != id || !mt.Known {
+			t.Fatalf("B's loaded gallery does not recognise Alice's sample %s: %+v %v", s.ID, mt, err)
 		}
 	}
 
