@@ -19,6 +19,12 @@ import (
 func (e *Enroller) Refresh(ids ...string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if len(ids) > refreshOneByOne {
+		// Each upsert rebuilds the gallery's index: for many people (a new
+		// device catching up with its fleet) one load is far cheaper.
+		_, err := LoadGallery(e.st, e.g, e.opts.Backbone)
+		return err
+	}
 	var errs []error
 	for _, id := range ids {
 		var gp gallery.Person
@@ -74,6 +80,10 @@ func (e *Enroller) Refresh(ids ...string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// refreshOneByOne is the most people Refresh upserts one by one; more are
+// reloaded with LoadGallery.
+const refreshOneByOne = 8
 
 // changed reports committed changes to Options.Changed. The Enroller's
 // lock may be held: the callback must not call back into the Enroller

@@ -102,3 +102,34 @@ func TestChangedHook(t *testing.T) {
 		}
 	}
 }
+
+// TestRefreshMany reloads the whole gallery for many people at once.
+func TestRefreshMany(t *testing.T) {
+	w := newWorld(t)
+	st := newTestStore(t)
+	en, g := w.enroller(st, Options{})
+	var ids []string
+	err := st.Update(func(tx *store.Tx) error {
+		for i := 0; i < refreshOneByOne+2; i++ {
+			p := store.Person{Name: "P" + string(rune('a'+i))}
+			if err := tx.PutPerson(&p); err != nil {
+				return err
+			}
+			ids = append(ids, p.ID)
+			s := store.Sample{PersonID: p.ID, Embedding: w.unit()}
+			if err := tx.AddSample(&s, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := en.Refresh(ids...); err != nil {
+		t.Fatal(err)
+	}
+	if g.Info().People != len(ids) {
+		t.Fatalf("gallery has %d people, want %d", g.Info().People, len(ids))
+	}
+}
