@@ -440,3 +440,74 @@ func TestStatusAndRestartKeepsClock(t *testing.T) {
 		t.Fatalf("clock went back across the restart: %s after %s (was %s)", h, last, v1)
 	}
 }
+
+func TestSampleRemovalAndNegativesPropagate(t *testing.T) {
+	b := newMemBroker()
+	a, c := newDevice(t, "a", Options{}), newDevice(t, "c", Options{})
+	a.start(b.client())
+	c.start(b.client())
+	id := a.enroll("Lea", 14, 3)
+	_, ss, _ := a.person(id)
+	waitFor(t, deadline, "C has Lea", func() bool { _, cs, _ := c.person(id); return len(cs) == 3 })
+	if _, err := a.en.RemoveSample(id, ss[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	neg, err := a.en.Feedback(id, face(99, 0), store.SourceTrack, "cam/7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, deadline, "removal and negative on C", func() bool {
+		_, cs, _ := c.person(id)
+		var ns []store.Negative
+		_ = c.st.View(func(tx *store.Tx) (err error) { ns, err = tx.Negatives(id); return err })
+		return len(cs) == 2 && !slices.Contains(sampleIDs(cs), ss[0].ID) && len(ns) == 1 && ns[0].ID == neg.ID &&
+			slices.Equal(ns[0].Embedding, neg.Embedding)
+	})
+}
+
+func TestTombstonesExpireAndTopicsAreCleared(t *testing.T) {
+	b := newMemBroker()
+	opts := Options{TombstoneTTL: 300 * time.Millisecond}
+	a, c := newDevice(t, "a", opts), newDevice(t, "c", opts)
+	a.start(b.client())
+	c.start(b.client())
+	id := a.enroll("Max", 15, 1)
+	waitFor(t, deadline, "C has Max", func() bool { return !gone(c, id) })
+	if _, err := a.en.Delete(id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, deadline, "deleted on C", func() bool { return gone(c, id) })
+	topic := a.s.Topics().Person(id)
+	waitFor(t, deadline, "retained record cleared and forgotten everywhere", func() bool {
+		b.mu.Lock()
+		_, kept := b.retained[topic]
+		b.mu.Unlock()
+		sa, _ := a.s.Status()
+		sc, _ := c.s.Status()
+		return !kept && len(sa.People) == 0 && len(sc.People) == 0
+	})
+}
+
+// TestNameSwap: two people swap names on one device; the other converges
+// without a clash left over.
+func TestNameSwap(t *testing.T) {
+	b := newMemBroker()
+	a, c := newDevice(t, "a", Options{}), newDevice(t, "c", Options{})
+	ta := b.client()
+	a.start(ta)
+	c.start(b.client())
+	p1 := a.enroll("Xena", 16, 1)
+	p2 := a.enroll("Yuri", 17, 1)
+	waitFor(t, deadline, "C has both", func() bool { return hasPerson(c, p1, "Xena", sampleIDsOf(a, p1)) && !gone(c, p2) })
+	ta.setDown(true)
+	for _, r := range [][2]string{{p1, "Tmp"}, {p2, "Xena"}, {p1, "Yuri"}} {
+		if _, err := a.en.Rename(r[0], r[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ta.setDown(false)
+	name := func(d *device, id string) string { p, _, _ := d.person(id); return p.Name }
+	waitFor(t, deadline, "C swapped too", func() bool { return name(c, p1) == "Yuri" && name(c, p2) == "Xena" })
+}
+
+func sampleIDsOf(d *device, id string) []string { _, ss, _ := d.person(id); return sampleIDs(ss) }
