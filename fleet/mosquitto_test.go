@@ -2,9 +2,11 @@ package fleet
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/edged-dev/edged/enroll"
 	"github.com/edged-dev/edged/gallery"
+	"github.com/edged-dev/edged/mqtt"
 	"github.com/edged-dev/edged/store"
 )
 
@@ -273,3 +276,45 @@ func (d *device) startOn2(m *mosquitto) {
 var _ = json.Marshal
 var _ = slices.Equal[[]string]
 var _ = store.NewID
+
+// TestMosquittoFleetCommand: the daemon's MQTT client serves the fleet
+// command (router.Handle("fleet", mqtt.Command(s.Command))) and
+// AskStatus (edged fleet status) reads it.
+func TestMosquittoFleetCommand(t *testing.T) {
+	m := startMosquitto(t, "")
+	// As in the daemon: the router exists before the client, the Sync
+	// after it (it needs the client as its transport).
+	var fs atomic.Pointer[Sync]
+	router := mqtt.NewRouter(mqtt.Limits{}, nil)
+	router.Handle("fleet", mqtt.Command(func(ctx context.Context, r CommandRequest) (Status, error) {
+		if s := fs.Load(); s != nil {
+			return s.Command(ctx, r)
+		}
+		return CommandOff(ctx, r)
+	}))
+	cl, err := mqtt.New(mqtt.Options{Broker: m.URL(), Device: "front", BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second},
+		mqtt.NewMemOutbox(), router)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDevice(t, "front", Options{})
+	d.start(cl) // the daemon's client is the transport
+	fs.Store(d.s)
+	if err := cl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	other := newDevice(t, "back", Options{})
+	other.startOn(m)
+	id := other.enroll("Nina", 20, 2)
+	waitFor(t, within, "front has Nina", func() bool { return !gone(d, id) })
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	st, err := AskStatus(ctx, PahoOptions{Broker: m.URL()}, "edged/front", ActionStatus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Device != "front" || len(st.People) != 1 || st.People[0].ID != id || st.People[0].Origin != "back" || len(st.Members) != 1 {
+		t.Fatalf("status: %+v", st)
+	}
+}
