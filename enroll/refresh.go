@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/edged-dev/edged/face"
 	"github.com/edged-dev/edged/gallery"
 	"github.com/edged-dev/edged/store"
 )
@@ -92,4 +93,35 @@ func (e *Enroller) changed(ids ...string) {
 	if e.opts.Changed != nil {
 		e.opts.Changed(ids...)
 	}
+}
+
+// EmbedCrops computes embeddings of stored-format face crops (PNG, the
+// face aligned to face.CropTemplate, as store.Images.Crop) with the
+// Embedder, cutting each backbone chip with chipFromCrop (as
+// ReembedOptions.ChipFromCrop): package fleet's Reembedder, for samples
+// another device of the fleet shared with their crops. One vector per
+// crop, in order; any bad crop fails the batch.
+func EmbedCrops(crops [][]byte, chipFromCrop func(face.Chip) (face.Chip, error), emb Embedder) ([][]float32, error) {
+	chips := make([]face.Chip, len(crops))
+	for i, b := range crops {
+		crop, err := decodeCrop(b)
+		if err != nil {
+			return nil, fmt.Errorf("crop %d: %w", i, err)
+		}
+		if chips[i], err = chipFromCrop(crop); err != nil {
+			return nil, fmt.Errorf("crop %d: %w", i, err)
+		}
+	}
+	embs, err := emb.Embed(chips)
+	if err != nil {
+		return nil, err
+	}
+	if len(embs) != len(chips) {
+		return nil, fmt.Errorf("embedder returned %d vectors for %d chips", len(embs), len(chips))
+	}
+	out := make([][]float32, len(embs))
+	for i, e := range embs {
+		out[i] = []float32(e)
+	}
+	return out, nil
 }

@@ -1,6 +1,9 @@
 package enroll
 
 import (
+	"bytes"
+	"image/png"
+	"slices"
 	"testing"
 
 	"github.com/edged-dev/edged/store"
@@ -131,5 +134,29 @@ func TestRefreshMany(t *testing.T) {
 	}
 	if g.Info().People != len(ids) {
 		t.Fatalf("gallery has %d people, want %d", g.Info().People, len(ids))
+	}
+}
+
+func TestEmbedCrops(t *testing.T) {
+	var crops [][]byte
+	for k := 1; k <= 3; k++ {
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, cropOf(k).Image()); err != nil {
+			t.Fatal(err)
+		}
+		crops = append(crops, buf.Bytes())
+	}
+	emb := &targetEmbedder{t: t}
+	vecs, err := EmbedCrops(crops, cutChip, emb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := 1; k <= 3; k++ {
+		if !slices.Equal(vecs[k-1], targetVec(k)) {
+			t.Fatalf("crop %d: wrong vector", k)
+		}
+	}
+	if _, err := EmbedCrops([][]byte{[]byte("not a png")}, cutChip, emb); err == nil {
+		t.Fatal("a bad crop was embedded")
 	}
 }
