@@ -28,8 +28,12 @@ func AskStatus(ctx context.Context, o PahoOptions, base, action string) (Status,
 	if o.ClientID == "" {
 		o.ClientID = "edged-cli-" + id
 	}
-	c := paho.NewClient(paho.NewClientOptions().AddBroker(o.Broker).SetClientID(o.ClientID).
-		SetUsername(o.Username).SetPassword(o.Password).SetConnectTimeout(o.Timeout).SetCleanSession(true))
+	po := paho.NewClientOptions().AddBroker(o.Broker).SetClientID(o.ClientID).
+		SetUsername(o.Username).SetPassword(o.Password).SetConnectTimeout(o.Timeout).SetCleanSession(true)
+	if o.TLS != nil {
+		po.SetTLSConfig(o.TLS)
+	}
+	c := paho.NewClient(po)
 	if tok := c.Connect(); !tok.WaitTimeout(o.Timeout) || tok.Error() != nil {
 		return Status{}, fmt.Errorf("connect to %s: %v", o.Broker, tok.Error())
 	}

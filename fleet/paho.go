@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,9 @@ type PahoOptions struct {
 	ClientID string // required, unique on the broker
 	Username string
 	Password string
+	// TLS configures ssl://, tls://, mqtts:// and wss:// brokers (nil:
+	// paho's default, the system roots).
+	TLS *tls.Config
 	// Timeout bounds a connection attempt and the wait for a PUBACK or
 	// SUBACK; default 10s.
 	Timeout time.Duration
@@ -74,6 +78,9 @@ func DialPaho(o PahoOptions) (*PahoTransport, error) {
 		SetOrderMatters(true). // the callback only queues; order per topic is kept
 		SetOnConnectHandler(t.connected).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { t.log.Warn("fleet transport: connection lost", "err", err) })
+	if o.TLS != nil {
+		po.SetTLSConfig(o.TLS)
+	}
 	if o.WillTopic != "" {
 		po.SetBinaryWill(o.WillTopic, o.WillPayload, 1, true)
 	}
