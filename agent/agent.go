@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"github.com/edged-dev/edged/config"
+	"github.com/edged-dev/edged/detect"
+	"github.com/edged-dev/edged/enroll"
+	"github.com/edged-dev/edged/face"
+	"github.com/edged-dev/edged/fleet"
 	"github.com/edged-dev/edged/internal/sdnotify"
 	"github.com/edged-dev/edged/mqtt"
 	"github.com/edged-dev/edged/pipeline"
@@ -68,12 +72,16 @@ type Agent struct {
 	webB   *backend.Backend
 	snaps  *vision.Snapshots // the cameras' latest frames, on request
 
-	stopBG  context.CancelFunc // store GC, fine-tune
-	bgWG    sync.WaitGroup
-	camCtx  context.Context // the cameras' context
-	stopCam context.CancelFunc
-	stopWD  context.CancelFunc // the systemd watchdog
-	once    sync.Once          // shutdown
+	stopBG context.CancelFunc // store GC, fine-tune
+	// stopFleet ends the fleet sync; fleetDone closes when it has (it
+	// publishes the device's offline member record on the way out).
+	stopFleet context.CancelFunc
+	fleetDone chan struct{}
+	bgWG      sync.WaitGroup
+	camCtx    context.Context // the cameras' context
+	stopCam   context.CancelFunc
+	stopWD    context.CancelFunc // the systemd watchdog
+	once      sync.Once          // shutdown
 
 	reloadMu sync.Mutex    // one Start or Reload at a time
 	cfg      config.Config // the running configuration
@@ -177,6 +185,11 @@ func New(o Options) (_ *Agent, err error) {
 	// MQTT client: publishes the outbox, serves the commands.
 	if err := a.startMQTT(); err != nil {
 		return nil, err
+	}
+	if cfg.FleetEnabled() {
+		if err := a.startFleet(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.HTTPEnabled() {
 		auth, err := web.LoadAuth(cfg.HTTP.Auth.PasswordFile, cfg.HTTP.Auth.TokenFile)
@@ -289,6 +302,10 @@ func (a *Agent) shutdown() (err error) {
 				err = perr
 			}
 		}
+		if a.stopFleet != nil {
+			a.stopFleet()
+			<-a.fleetDone
+		}
 		if a.client != nil {
 			if cerr := a.client.Close(); cerr != nil && !errors.Is(cerr, mqtt.ErrClosed) {
 				a.log.Error("mqtt", "err", cerr)
@@ -363,6 +380,12 @@ func (a *Agent) startMQTT() error {
 	// mqtt.dedup_ttl, across restarts: their first replies live in the store.
 	opts.DedupTTL, opts.Dedup = cfg.MQTT.DedupTTL, service.NewCommandLog(a.c.st)
 	router := mqtt.NewServiceRouter(a.c.svc, mqtt.Limits{MaxPayload: cfg.MQTT.MaxPayload}, a.log)
+	router.Handle("fleet", mqtt.Command(func(ctx context.Context, r fleet.CommandRequest) (fleet.Status, error) {
+		if s := a.c.fleet.Load(); s != nil {
+			return s.Command(ctx, r)
+		}
+		return fleet.CommandOff(ctx, r)
+	}))
 	var err error
 	if a.client, err = mqtt.New(opts, a.outbox, router); err != nil {
 		return startup(fmt.Errorf("mqtt: %w", err))
@@ -370,6 +393,59 @@ func (a *Agent) startMQTT() error {
 	if err := a.client.Start(); err != nil {
 		return err
 	}
+	return nil
+}
+
+// startFleet joins fleet.name: people are shared with the other devices
+// of the fleet through retained records on the broker (docs/fleet.md).
+// The local store stays the source of this device's truth: changes are
+// queued in it and published when the broker is there.
+func (a *Agent) startFleet() error {
+	cfg := a.cfg
+	var key []byte
+	if cfg.Fleet.KeyFile != "" {
+		var err error
+		if key, err = fleet.LoadKey(cfg.Fleet.KeyFile); err != nil {
+			return startup(fmt.Errorf("fleet.key_file: %w", err))
+		}
+	}
+	c := a.c
+	s, err := fleet.New(fleet.Options{
+		Name: cfg.Fleet.Name, Device: cfg.Device, Prefix: cfg.MQTT.TopicPrefix, Backbone: c.bb.ID, Version: a.opts.Version,
+		Store: c.st, Transport: a.client, Key: key, ShareCrops: cfg.Fleet.ShareCrops, KeepCrops: cfg.KeepCropsEnabled(),
+		// Records of another backbone come with crops only with
+		// fleet.share_crops: this device embeds them with its own.
+		Reembed: func(ctx context.Context, crops [][]byte) ([][]float32, error) {
+			return enroll.EmbedCrops(crops, func(cr face.Chip) (face.Chip, error) { return detect.ChipFromCrop(cr, c.bb.Template) }, c.emb)
+		},
+		OnChange: func(cs []fleet.Change) {
+			ids := make([]string, len(cs))
+			for i, ch := range cs {
+				ids[i] = ch.PersonID
+			}
+			if err := c.en.Refresh(ids...); err != nil {
+				a.log.Error("fleet: gallery refresh", "err", err)
+			}
+		},
+		Events: func(ch fleet.Change) []store.OutboxEvent {
+			return []store.OutboxEvent{fleet.SyncEvent(cfg.Fleet.Name, ch)}
+		},
+		TombstoneTTL: cfg.Fleet.TombstoneTTL, MaxSamples: cfg.Fleet.MaxSamples, MaxRecordBytes: cfg.Fleet.MaxRecordBytes,
+		Metrics: c.reg, Logger: a.log.With("component", "fleet"),
+	})
+	if err != nil {
+		return startup(fmt.Errorf("fleet: %w", err))
+	}
+	c.fleet.Store(s)
+	ctx, stop := context.WithCancel(context.Background())
+	a.stopFleet, a.fleetDone = stop, make(chan struct{})
+	go func() {
+		defer close(a.fleetDone)
+		if err := s.Run(ctx); err != nil {
+			a.log.Error("fleet", "err", err)
+		}
+	}()
+	a.log.Info("joined the fleet", "fleet", cfg.Fleet.Name, "sealed", key != nil, "share_crops", cfg.Fleet.ShareCrops)
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edged-dev/edged/capture"
@@ -20,6 +21,7 @@ import (
 	"github.com/edged-dev/edged/detect"
 	"github.com/edged-dev/edged/enroll"
 	"github.com/edged-dev/edged/face"
+	"github.com/edged-dev/edged/fleet"
 	"github.com/edged-dev/edged/gallery"
 	"github.com/edged-dev/edged/infer"
 	"github.com/edged-dev/edged/internal/metrics"
@@ -74,6 +76,9 @@ type Core struct {
 	pipe *pipeline.Pipeline
 	// health is the agent's degraded(), once it runs (guarded by mu).
 	health func() (status, problem string)
+	// fleet is the fleet sync once the agent joined one (fleet.name), nil
+	// otherwise: the enroller tells it about every local change.
+	fleet atomic.Pointer[fleet.Sync]
 }
 
 // OpenCore opens the store and loads the gallery and the models. Every
@@ -187,8 +192,13 @@ func OpenCore(cfg config.Config, log *slog.Logger, o CoreOptions) (_ *Core, err 
 		Backbone:  c.bb.ID,
 		KeepChips: cfg.Store.SaveChips,
 		DropCrops: !cfg.KeepCropsEnabled(),
-		Events:    func(r enroll.Result) []store.OutboxEvent { return c.svc.EnrollEvents(r) },
-		Logger:    log.With("component", "enroll"),
+		Changed: func(ids ...string) {
+			if s := c.fleet.Load(); s != nil {
+				s.Changed(ids...)
+			}
+		},
+		Events: func(r enroll.Result) []store.OutboxEvent { return c.svc.EnrollEvents(r) },
+		Logger: log.With("component", "enroll"),
 	})
 	svcOpts := service.Options{Device: cfg.Device, Version: o.Version, Store: c.st, Gallery: c.g, Enroller: c.en,
 		Cameras: c, Health: c.healthWord, Logger: log}

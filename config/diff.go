@@ -28,5 +28,6 @@ func RestartKeys(old, cur Config) []string {
 	add(old.Recognition.Threshold != cur.Recognition.Threshold || old.Recognition.Margin != cur.Recognition.Margin,
 		"recognition.threshold/margin")
 	add(old.FinetuneEnabled() != cur.FinetuneEnabled() || old.Finetune.Debounce != cur.Finetune.Debounce, "finetune")
+	add(old.Fleet != cur.Fleet, "fleet")
 	return keys
 }

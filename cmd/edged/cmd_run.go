@@ -34,6 +34,7 @@ func runDaemon(ctx context.Context, args []string) (int, error) {
 	fs.Var(&cf.cameras, "camera", "camera `NAME=URL` (repeatable; replaces the config's cameras): /dev/video0, 0, rtsp://..., a video file, an image folder, gst:PIPELINE")
 	fs.StringVar(&cf.http, "http", "", "metrics/health listen `address` (default 127.0.0.1:9108; off disables)")
 	cf.addBackboneVar(fs)
+	fs.StringVar(&cf.fleet, "fleet", "", "join the fleet `NAME`: share people with the other devices of that name on the broker (fleet.name; docs/fleet.md)")
 	debug := fs.Bool("debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage, err

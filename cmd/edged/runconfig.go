@@ -39,6 +39,7 @@ type configFlags struct {
 	data     string
 	http     string
 	backbone string
+	fleet    string
 	cameras  cameraFlags
 }
 
@@ -70,6 +71,9 @@ func (f *configFlags) load() (config.Config, string, error) {
 	}
 	if f.http != "" {
 		cfg.HTTP.Addr = f.http
+	}
+	if f.fleet != "" {
+		cfg.Fleet.Name = f.fleet
 	}
 	if f.backbone != "" {
 		cfg.Model.Backbone = strings.ToLower(strings.TrimSpace(f.backbone))
