@@ -6,13 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
-
-	"gocv.io/x/gocv"
 
 	"github.com/edged-dev/edged/detect"
 	"github.com/edged-dev/edged/face"
+	"github.com/edged-dev/edged/internal/facefile"
 )
 
 func init() {
@@ -93,8 +90,8 @@ func runDetect(ctx context.Context, args []string) (int, error) {
 			return exitFailure, ctx.Err()
 		}
 		line := detectLineJSON{File: path, Faces: []detectFaceJSON{}}
-		name := outputName(path, used)
-		faces, err := detectAndWrite(det, path, name, *annotate, *chips)
+		name := facefile.OutputName(path, used)
+		faces, err := facefile.DetectAndWrite(det, path, name, *annotate, *chips)
 		if err != nil {
 			line.Error = err.Error()
 			failed++
@@ -136,54 +133,4 @@ func sign(x float32) float64 {
 		return -1
 	}
 	return 1
-}
-
-// outputName is the base name (without extension) for the files written for
-// path: its own base name, with a counter when two inputs share it.
-func outputName(path string, used map[string]int) string {
-	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-	used[base]++
-	if n := used[base]; n > 1 {
-		return fmt.Sprintf("%s-%d", base, n)
-	}
-	return base
-}
-
-func detectAndWrite(det *detect.Detector, path, name, annotateDir, chipDir string) ([]face.Face, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	img, err := detect.DecodeImage(data)
-	if err != nil {
-		return nil, err
-	}
-	defer img.Close()
-	faces, err := det.Detect(img)
-	if err != nil {
-		return nil, err
-	}
-	if annotateDir != "" {
-		detect.Draw(&img, faces)
-		out := filepath.Join(annotateDir, name+".png")
-		if ok := gocv.IMWrite(out, img); !ok {
-			return faces, fmt.Errorf("write %s failed", out)
-		}
-	}
-	if chipDir != "" {
-		for i, f := range faces {
-			m, err := gocv.NewMatFromBytes(f.Chip.Side(), f.Chip.Side(), gocv.MatTypeCV8UC3, f.Chip.Pix)
-			if err != nil {
-				return faces, err
-			}
-			gocv.CvtColor(m, &m, gocv.ColorBGRToRGB) // RGB -> BGR for imwrite
-			out := filepath.Join(chipDir, fmt.Sprintf("%s-%d.png", name, i))
-			ok := gocv.IMWrite(out, m)
-			m.Close()
-			if !ok {
-				return faces, fmt.Errorf("write %s failed", out)
-			}
-		}
-	}
-	return faces, nil
 }

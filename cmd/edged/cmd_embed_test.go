@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/edged-dev/edged/internal/facefile"
 )
 
 // embedTestShared is ../shared next to the checkout (golden files, LFW dev).
@@ -174,7 +176,7 @@ func TestEmbedImages(t *testing.T) {
 	list := filepath.Join(dir, "list.txt")
 	os.WriteFile(list, []byte(one+"\r\n\n"+missing+"\n"), 0o644)
 
-	for _, crop := range []string{cropAligned, cropCenter} {
+	for _, crop := range []string{facefile.CropAligned, facefile.CropCenter} {
 		t.Run(crop, func(t *testing.T) {
 			var code int
 			var err error
@@ -215,10 +217,10 @@ func TestEmbedImages(t *testing.T) {
 				if len(f.Embedding) != 192 { // the default backbone, mobilefacenet
 					t.Errorf("%s: embedding of %d values", line.File, len(f.Embedding))
 				}
-				if crop == cropAligned && (!f.Aligned || len(f.Landmarks) != 5 || f.Score < 0.7 || line.Note != "" || f.Quality <= 0 || f.Quality != f.Detail.Score) {
+				if crop == facefile.CropAligned && (!f.Aligned || len(f.Landmarks) != 5 || f.Score < 0.7 || line.Note != "" || f.Quality <= 0 || f.Quality != f.Detail.Score) {
 					t.Errorf("%s: aligned=%v landmarks=%d score=%v note=%q", line.File, f.Aligned, len(f.Landmarks), f.Score, line.Note)
 				}
-				if crop == cropCenter && (f.Aligned || f.Box != [4]int{55, 55, 140, 140} || line.Note == "") {
+				if crop == facefile.CropCenter && (f.Aligned || f.Box != [4]int{55, 55, 140, 140} || line.Note == "") {
 					t.Errorf("%s: centre crop: aligned=%v box=%v note=%q", line.File, f.Aligned, f.Box, line.Note)
 				}
 			}
@@ -226,26 +228,6 @@ func TestEmbedImages(t *testing.T) {
 				t.Fatalf("files in output:\n%v\nwant\n%v", files, want)
 			}
 		})
-	}
-}
-
-func TestEmbedInputs(t *testing.T) {
-	dir := t.TempDir()
-	for _, p := range []string{"b/2.png", "b/1.jpg", "a.JPG", "b/c/0.jpeg", "notes.txt", "b/z.gif"} {
-		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
-		os.WriteFile(filepath.Join(dir, p), nil, 0o644)
-	}
-	got, err := embedInputs([]string{"x.jpg", dir}, "-", strings.NewReader("y.png\r\n\n  \nz/w.jpg\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"x.jpg", filepath.Join(dir, "a.JPG"), filepath.Join(dir, "b/1.jpg"), filepath.Join(dir, "b/2.png"),
-		filepath.Join(dir, "b/c/0.jpeg"), "y.png", "z/w.jpg"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got  %v\nwant %v", got, want)
-	}
-	if _, err := embedInputs(nil, filepath.Join(dir, "nope.txt"), nil); err == nil {
-		t.Fatal("missing --list file: no error")
 	}
 }
 
