@@ -74,5 +74,7 @@
 // face of each image (enroll.MainFace, as `edged enroll` does), runs the
 // backbone once through an Extractor (raw embedding, and the features the
 // unfrozen stage takes) and caches the results; TrainOffline trains on
-// them with checkpoints.
+// them with checkpoints. FolderRun (folder.go) is `edged train` put
+// together: scan, embed, a people-disjoint split, TrainOffline, the
+// evaluation on the held-out people, the head written and stored.
 package finetune

@@ -2,25 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"math/rand"
 	"os"
-	"path/filepath"
-	"sort"
-	"time"
 
 	"github.com/edged-dev/edged/detect"
-	"github.com/edged-dev/edged/eval"
 	"github.com/edged-dev/edged/finetune"
-	"github.com/edged-dev/edged/head"
-	"github.com/edged-dev/edged/infer"
-	"github.com/edged-dev/edged/store"
 )
 
 func init() {
@@ -31,34 +20,6 @@ func init() {
 		Short: "train the head (or head + last backbone stage) on a folder-per-person image set",
 		Run:   runTrain,
 	})
-}
-
-// trainReport is `edged train --json`.
-type trainReport struct {
-	Images        int                `json:"images"`
-	NoFace        int                `json:"images_without_face"`
-	People        int                `json:"people"`
-	TrainPeople   int                `json:"train_people"`
-	EvalPeople    int                `json:"eval_people"`
-	Loss          string             `json:"loss"`
-	Mining        string             `json:"mining,omitempty"`
-	Unfreeze      bool               `json:"unfreeze"`
-	Steps         int                `json:"steps"`
-	ResumedAt     int                `json:"resumed_at_step,omitempty"`
-	FinalLoss     float64            `json:"final_loss"`
-	TrainSeconds  float64            `json:"train_seconds"`
-	MsPerStep     float64            `json:"ms_per_step"`
-	Frozen        *finetune.Metrics  `json:"frozen,omitempty"`
-	Trained       *finetune.Metrics  `json:"trained,omitempty"`
-	Gain          map[string]float64 `json:"gain,omitempty"`
-	Better        bool               `json:"not_worse"`
-	Out           string             `json:"out,omitempty"`
-	OutBackbone   string             `json:"out_backbone,omitempty"`
-	HeadVersion   string             `json:"head_version,omitempty"`
-	Checkpoint    string             `json:"checkpoint,omitempty"`
-	EmbedCache    string             `json:"embedding_cache,omitempty"`
-	EvalProtocol  string             `json:"eval_protocol"`
-	HeadActivated bool               `json:"activated,omitempty"`
 }
 
 func runTrain(ctx context.Context, args []string) (int, error) {
@@ -132,294 +93,66 @@ func runTrain(ctx context.Context, args []string) (int, error) {
 	}
 	logger := newLogger(*sf.debug, false)
 
-	all, err := eval.ScanFolders(*imagesDir)
-	if err != nil {
-		return exitFailure, err
-	}
-	images := eval.WithMinImages(all, max(1, *minImages))
-	if len(images) == 0 {
-		return exitFailure, fmt.Errorf("dataset %s: %w: no person folder with %d or more images", *imagesDir, finetune.ErrNotEnoughData, max(1, *minImages))
-	}
-	abs, _ := filepath.Abs(*imagesDir)
-	if *cachePath == "" {
-		*cachePath = userCacheFile("embed", abs, fmt.Sprint(*unfreeze))
-	}
-	examples, err := trainEmbed(ctx, images, *models, *unfreeze, *cachePath, logger)
-	if err != nil {
-		return exitFailure, err
-	}
-	rep := trainReport{Images: len(images), Loss: loss.String(), Unfreeze: *unfreeze, EmbedCache: *cachePath}
-	if loss == finetune.LossTriplet {
-		rep.Mining = mining.String()
-	}
-
-	// People-disjoint split: the evaluation people are never trained on.
-	byPerson := map[string][]finetune.Example{}
-	for _, ex := range examples {
-		if ex.Err != "" {
-			rep.NoFace++
-			continue
-		}
-		byPerson[ex.Person] = append(byPerson[ex.Person], ex)
-	}
-	var people []string
-	for p, exs := range byPerson {
-		if len(exs) >= max(2, *minImages) {
-			people = append(people, p)
-		}
-	}
-	sort.Strings(people)
-	rep.People = len(people)
-	r := rand.New(rand.NewSource(*seed))
-	r.Shuffle(len(people), func(i, j int) { people[i], people[j] = people[j], people[i] })
-	nEval := int(*holdout*float64(len(people)) + 0.5)
-	if nEval < 4 || len(people)-nEval < 2 {
-		return exitFailure, fmt.Errorf("%d people with %d or more usable images: too few to train on some and evaluate on 4 others", len(people), max(2, *minImages))
-	}
-	evalPeople, trainPeople := people[:nEval], people[nEval:]
-	sort.Strings(trainPeople)
-	rep.TrainPeople, rep.EvalPeople = len(trainPeople), len(evalPeople)
-	var x [][]float32
-	var labels []int
-	for i, p := range trainPeople {
-		for _, ex := range byPerson[p] {
-			if *unfreeze {
-				x = append(x, ex.Feat)
-			} else {
-				x = append(x, ex.Raw)
-			}
-			labels = append(labels, i)
-		}
-	}
-
 	to := finetune.TrainerOptions{Loss: loss, Margin: *margin, Squared: *squared, Mining: mining, Optimizer: opt,
 		LearningRate: *lr, Layers: *layers, Threads: 2, Unfreeze: *unfreeze}
-	if *unfreeze {
-		if to.Weights, err = infer.LoadWeights(*models); err != nil {
-			return exitStartup, err
-		}
-	}
-	if *ckpt == "" {
-		*ckpt = userCacheFile("train", abs, fmt.Sprint(to.Loss, to.Mining, to.Margin, to.Squared, to.Optimizer, to.LearningRate, to.Layers, to.Unfreeze,
-			*epochs, *batchPeople, *batchPer, *batchPairs, *holdout, *seed, *minImages))
-	}
-	if *fresh {
-		os.Remove(*ckpt)
-	}
-	rep.Checkpoint = *ckpt
-	bar := newProgressBar("training", *epochs*max(1, stepsPerEpoch(loss, labels, *batchPeople, *batchPairs)))
-	start := time.Now()
-	tr, st, err := finetune.TrainOffline(ctx, x, labels, finetune.OfflineOptions{
-		Trainer: to, Epochs: *epochs, BatchPeople: *batchPeople, BatchPerPerson: *batchPer, BatchPairs: *batchPairs,
-		Seed: *seed, Checkpoint: *ckpt, CheckpointEvery: *every, Resume: true,
-		OnStep: func(p finetune.OfflineProgress) {
-			if p.Resumed {
-				logger.Info("resumed from checkpoint", "step", p.Step-1, "file", *ckpt)
-				bar.Add(p.Step - 1)
+	var bar *progressBar
+	last := 0
+	progress := func(label string) func(done, total int) {
+		return func(done, total int) {
+			if done == 0 {
+				bar, last = newProgressBar(label, total), 0
 			}
-			bar.Add(1)
-		},
-	})
-	bar.Finish()
-	if err != nil {
-		if tr != nil {
-			tr.Close()
+			bar.Add(done - last)
+			last = done
 		}
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintf(os.Stderr, "interrupted: checkpoint saved in %s; run the same command again to resume\n", *ckpt)
-			return exitFailure, nil
-		}
-		return exitFailure, err
 	}
-	defer tr.Close()
-	took := time.Since(start)
-	rep.Steps, rep.ResumedAt, rep.FinalLoss = st.TotalSteps, st.ResumedAt, st.LastLoss
-	rep.TrainSeconds = took.Seconds()
-	if st.Steps > 0 {
-		rep.MsPerStep = float64(took.Milliseconds()) / float64(st.Steps)
-	}
-
-	// Evaluation on the held-out people: half enrolled (the first 3 images,
-	// fewer when they have fewer than 4), the rest of their images probes;
-	// the other half strangers. Frozen = the backbone as shipped, identity head.
-	rep.EvalProtocol = "people never trained on: half enrolled with their first min(3, n-1) images (the rest are probes), half strangers"
-	frozenEmbed := func(exs []finetune.Example) ([][]float32, error) {
-		out := make([][]float32, len(exs))
-		for i, ex := range exs {
-			out[i] = head.Identity().Project(ex.Raw)
-		}
-		return out, nil
-	}
-	trainedEmbed := func(exs []finetune.Example) ([][]float32, error) {
-		var flat []float32
-		for _, ex := range exs {
-			if *unfreeze {
-				flat = append(flat, ex.Feat...)
-			} else {
-				flat = append(flat, ex.Raw...)
-			}
-		}
-		return tr.Embed(flat)
-	}
-	frozen, err := evalHeldOut(evalPeople, byPerson, frozenEmbed)
+	run, err := finetune.NewFolderRun(finetune.FolderOptions{Images: *imagesDir, MinImages: *minImages, Models: *models, Trainer: to,
+		Epochs: *epochs, BatchPeople: *batchPeople, BatchPerPerson: *batchPer, BatchPairs: *batchPairs, Seed: *seed,
+		CheckpointEvery: *every, Holdout: *holdout, Checkpoint: *ckpt, Fresh: *fresh, Cache: *cachePath,
+		Out: *out, OutBackbone: *outBackbone, OnEmbed: progress("embedding"), OnStep: progress("training"), Logger: logger})
 	if err != nil {
 		return exitFailure, err
 	}
-	trained, err := evalHeldOut(evalPeople, byPerson, trainedEmbed)
-	if err != nil {
-		return exitFailure, err
-	}
-	rep.Frozen, rep.Trained = &frozen, &trained
-	dec := finetune.Decide(frozen, trained, 0)
-	rep.Gain, rep.Better = dec.Gain, dec.Activate
-
-	h, err := tr.Head()
-	if err != nil {
-		return exitFailure, err
-	}
-	if *out != "" {
-		b, err := h.Marshal()
-		if err != nil {
-			return exitFailure, err
-		}
-		if err := os.WriteFile(*out, b, 0o644); err != nil {
-			return exitFailure, err
-		}
-		rep.Out = *out
-	}
-	if *outBackbone != "" {
-		ps, err := tr.TailParams()
-		if err != nil {
-			return exitFailure, err
-		}
-		if err := finetune.SaveParams(*outBackbone, ps); err != nil {
-			return exitFailure, err
-		}
-		rep.OutBackbone = *outBackbone
-	}
-	if storeHead {
-		id, err := storeTrainedHead(sf, h, rep, trained, frozen, *activate)
-		if err != nil {
-			return exitFailure, err
-		}
-		rep.HeadVersion, rep.HeadActivated = id, *activate
-	}
-	if *asJSON {
-		return exitOK, json.NewEncoder(os.Stdout).Encode(rep)
-	}
-	printTrainReport(rep, dec)
-	return exitOK, nil
-}
-
-func stepsPerEpoch(loss finetune.Loss, labels []int, people, pairs int) int {
-	counts := map[int]int{}
-	for _, l := range labels {
-		counts[l]++
-	}
-	if loss == finetune.LossTriplet {
-		return (len(counts) + people - 1) / people
-	}
-	pos := 0
-	for _, n := range counts {
-		pos += n * (n - 1) / 2
-	}
-	return (4*pos + pairs - 1) / pairs
-}
-
-// userCacheFile names a file in the user cache directory after the parts.
-func userCacheFile(kind string, parts ...string) string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = os.TempDir()
-	}
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return filepath.Join(dir, "edged", kind+"-"+hex.EncodeToString(h.Sum(nil))[:16]+".bin")
-}
-
-// trainEmbed detects and embeds every image once (cached).
-func trainEmbed(ctx context.Context, images []finetune.Image, models string, features bool, cache string, logger *slog.Logger) ([]finetune.Example, error) {
-	do := detect.DefaultOptions(models)
+	do := detect.DefaultOptions(*models)
 	do.Logger = logger
 	det, err := detect.New(do)
 	if err != nil {
-		return nil, err
+		return exitFailure, err
 	}
-	defer det.Close()
-	w, err := infer.LoadWeights(models)
+	err = run.Embed(ctx, det.DetectFile)
+	bar.Finish()
+	det.Close()
 	if err != nil {
-		return nil, err
+		return exitFailure, err
 	}
-	ex, err := finetune.NewExtractor(w, 0)
+	res, err := run.Train(ctx)
+	bar.Finish()
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "interrupted: checkpoint saved in %s; run the same command again to resume\n", run.Checkpoint())
+		return exitFailure, nil
+	}
 	if err != nil {
-		return nil, err
+		return exitFailure, err
 	}
-	defer ex.Close()
-	bar := newProgressBar("embedding", len(images))
-	defer bar.Finish()
-	last := 0
-	return finetune.EmbedImages(ctx, images, finetune.EmbedOptions{
-		Detect: det.DetectFile, Extractor: ex, Features: features, CachePath: cache,
-		Progress: func(done, _ int) { bar.Add(done - last); last = done },
-	})
-}
-
-// evalHeldOut measures the held-out people: every other one is enrolled
-// (template from the first min(3, n-1) images, the rest probes), the
-// others are strangers.
-func evalHeldOut(people []string, byPerson map[string][]finetune.Example, embed func([]finetune.Example) ([][]float32, error)) (finetune.Metrics, error) {
-	var templates, probes, strangers [][]float32
-	var probeLabels, strangerLabels []int
-	for i, p := range people {
-		vs, err := embed(byPerson[p])
+	if storeHead {
+		st, _, err := sf.open(false)
 		if err != nil {
-			return finetune.Metrics{}, err
+			return exitFailure, err
 		}
-		if i%2 == 1 {
-			for _, v := range vs {
-				strangers = append(strangers, v)
-				strangerLabels = append(strangerLabels, i)
-			}
-			continue
-		}
-		k := min(3, len(vs)-1)
-		templates = append(templates, finetune.MeanTemplate(vs[:k]))
-		for _, v := range vs[k:] {
-			probes = append(probes, v)
-			probeLabels = append(probeLabels, len(templates)-1)
+		_, err = res.StoreHead(st, *activate)
+		st.Close()
+		if err != nil {
+			return exitFailure, err
 		}
 	}
-	return finetune.Evaluate(templates, probes, probeLabels, strangers, strangerLabels)
+	if *asJSON {
+		return exitOK, json.NewEncoder(os.Stdout).Encode(res.Report)
+	}
+	printTrainReport(res.Report, res.Decision)
+	return exitOK, nil
 }
 
-func storeTrainedHead(sf *storeCLIFlags, h *head.Head, rep trainReport, trained, frozen finetune.Metrics, activate bool) (string, error) {
-	st, _, err := sf.open(false)
-	if err != nil {
-		return "", err
-	}
-	defer st.Close()
-	b, err := h.Marshal()
-	if err != nil {
-		return "", err
-	}
-	metrics := trained.Map()
-	for k, v := range frozen.Map() {
-		metrics["before_"+k] = v
-	}
-	// edged train runs the dlib ResNet (its last stage can be unfrozen).
-	hv := store.HeadVersion{Weights: b, Metrics: metrics, Active: activate, Backbone: infer.BackboneDlib,
-		Note: fmt.Sprintf("edged train: %s%s loss on %d people (%d steps), evaluated on %d others", rep.Loss,
-			map[bool]string{true: "/" + rep.Mining, false: ""}[rep.Mining != ""], rep.TrainPeople, rep.Steps, rep.EvalPeople)}
-	if err := st.Update(func(tx *store.Tx) error { return tx.SaveHead(&hv) }); err != nil {
-		return "", err
-	}
-	return hv.ID, nil
-}
-
-func printTrainReport(rep trainReport, dec finetune.Decision) {
+func printTrainReport(rep finetune.FolderReport, dec finetune.Decision) {
 	fmt.Printf("trained a head with %s loss", rep.Loss)
 	if rep.Mining != "" {
 		fmt.Printf(" (%s mining)", rep.Mining)

@@ -50,7 +50,7 @@ func trainTestSet(t *testing.T, n int) string {
 	return dst
 }
 
-func trainRun(t *testing.T, args ...string) trainReport {
+func trainRun(t *testing.T, args ...string) finetune.FolderReport {
 	t.Helper()
 	var code int
 	var err error
@@ -58,7 +58,7 @@ func trainRun(t *testing.T, args ...string) trainReport {
 	if err != nil || code != exitOK {
 		t.Fatalf("train %v: exit %d, %v\n%s", args, code, err, out)
 	}
-	var rep trainReport
+	var rep finetune.FolderReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("train --json: %v\n%s", err, out)
 	}
