@@ -89,3 +89,10 @@ func CodeOf(err error) string {
 	}
 	return ErrInternal.code
 }
+
+// Head version errors (heads.go).
+var (
+	// ErrNoActiveHead is returned by Heads.Rollback when no head version
+	// is active: matching already uses the frozen network.
+	ErrNoActiveHead = errors.New("no head is active (matching already uses the frozen network): nothing to roll back")
+)

@@ -3,17 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/edged-dev/edged/head"
+	"github.com/edged-dev/edged/enroll"
 	"github.com/edged-dev/edged/infer"
-	"github.com/edged-dev/edged/store"
 )
 
 func init() {
@@ -80,37 +77,47 @@ func runModel(ctx context.Context, args []string) (int, error) {
 		return code, err
 	}
 	defer st.Close()
+	heads := enroll.Heads{Store: st}
 	switch sub {
 	case "list":
-		return modelList(st, *asJSON)
+		return modelList(heads, *asJSON)
 	case "activate":
-		return modelActivate(st, pos[0], *asJSON)
+		info, err := heads.Activate(pos[0])
+		if err != nil {
+			return exitFailure, err
+		}
+		return printModelResult(modelOf(info), *asJSON, fmt.Sprintf("head %s is active (the daemon uses it from its next start)", info.ID))
 	case "rollback":
-		return modelRollback(st, *asJSON)
+		from, to, err := heads.Rollback()
+		if err != nil {
+			return exitFailure, err
+		}
+		if to.ID == "" {
+			return printModelResult(modelJSON{}, *asJSON, fmt.Sprintf("rolled back from %s to the frozen network (no head active)", from.ID))
+		}
+		return printModelResult(modelOf(to), *asJSON, fmt.Sprintf("rolled back from %s to %s (the daemon uses it from its next start)", from.ID, to.ID))
 	default:
-		return modelImport(st, pos[0], *activate, *note, *asJSON)
+		return modelImport(heads, pos[0], *activate, *note, *asJSON)
 	}
 }
 
-func describeHead(h store.HeadVersion) modelJSON {
-	m := modelJSON{ID: h.ID, Created: h.Created, Active: h.Active, Note: h.Note, Metrics: h.Metrics}
-	if hd, err := head.Unmarshal(h.Weights); err != nil {
-		m.Error = err.Error()
-	} else {
-		m.Layers = hd.NumLayers()
+func modelOf(h enroll.HeadInfo) modelJSON {
+	m := modelJSON{ID: h.ID, Created: h.Created, Active: h.Active, Note: h.Note, Metrics: h.Metrics, Layers: h.Layers}
+	if h.DecodeErr != nil {
+		m.Error = h.DecodeErr.Error()
 	}
 	return m
 }
 
-func modelList(st *store.Store, asJSON bool) (int, error) {
-	hs, err := st.Heads()
+func modelList(heads enroll.Heads, asJSON bool) (int, error) {
+	hs, err := heads.List()
 	if err != nil {
 		return exitFailure, err
 	}
 	out := make([]modelJSON, len(hs))
 	active := false
 	for i, h := range hs {
-		out[i] = describeHead(h)
+		out[i] = modelOf(h)
 		active = active || h.Active
 	}
 	if asJSON {
@@ -167,95 +174,24 @@ func printModelResult(m modelJSON, asJSON bool, msg string) (int, error) {
 	return exitOK, nil
 }
 
-func modelActivate(st *store.Store, id string, asJSON bool) (int, error) {
-	hs, err := st.Heads()
-	if err != nil {
-		return exitFailure, err
-	}
-	for _, h := range hs {
-		if h.ID != id {
-			continue
-		}
-		// Refuse weights the daemon could not load: better now than at start-up.
-		if _, err := head.Unmarshal(h.Weights); err != nil {
-			return exitFailure, fmt.Errorf("head %s: %w", id, err)
-		}
-		if err := st.ActivateHead(id); err != nil {
-			return exitFailure, err
-		}
-		h.Active = true
-		return printModelResult(describeHead(h), asJSON, fmt.Sprintf("head %s is active (the daemon uses it from its next start)", id))
-	}
-	return exitFailure, fmt.Errorf("head %q: %w", id, store.ErrHeadNotFound)
-}
-
-// modelRollback activates the version created before the active one,
-// skipping versions a guard rejected and versions that do not decode; with
-// none left, it deactivates every version (back to the frozen network).
-func modelRollback(st *store.Store, asJSON bool) (int, error) {
-	hs, err := st.Heads() // oldest first
-	if err != nil {
-		return exitFailure, err
-	}
-	cur := -1
-	for i, h := range hs {
-		if h.Active {
-			cur = i
-		}
-	}
-	if cur < 0 {
-		return exitFailure, errors.New("no head is active (matching already uses the frozen network): nothing to roll back")
-	}
-	for i := cur - 1; i >= 0; i-- {
-		h := hs[i]
-		if strings.HasPrefix(h.Note, "rejected:") {
-			continue
-		}
-		if _, err := head.Unmarshal(h.Weights); err != nil {
-			continue
-		}
-		if err := st.ActivateHead(h.ID); err != nil {
-			return exitFailure, err
-		}
-		h.Active = true
-		return printModelResult(describeHead(h), asJSON, fmt.Sprintf("rolled back from %s to %s (the daemon uses it from its next start)", hs[cur].ID, h.ID))
-	}
-	if err := st.ActivateHead(""); err != nil {
-		return exitFailure, err
-	}
-	return printModelResult(modelJSON{}, asJSON, fmt.Sprintf("rolled back from %s to the frozen network (no head active)", hs[cur].ID))
-}
-
 // modelImport stores a head file written by `edged train --out`.
-func modelImport(st *store.Store, path string, activate bool, note string, asJSON bool) (int, error) {
+func modelImport(heads enroll.Heads, path string, activate bool, note string, asJSON bool) (int, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return exitFailure, err
 	}
-	h, err := head.Unmarshal(b)
-	if err != nil {
-		return exitFailure, fmt.Errorf("%s: %w", path, err)
-	}
-	// A head projects one backbone's vectors: its dimension says which.
-	backbone := ""
+	dims := map[string]int{}
 	for _, id := range infer.BackboneIDs() {
-		if bb, _ := infer.Lookup(id); bb.Dim == h.Dim() {
-			backbone = id
-		}
+		bb, _ := infer.Lookup(id)
+		dims[id] = bb.Dim
 	}
-	if backbone == "" {
-		return exitFailure, fmt.Errorf("%s: a %d-d head fits no backbone (%s)", path, h.Dim(), strings.Join(infer.BackboneIDs(), ", "))
-	}
-	if note == "" {
-		note = "imported from " + path
-	}
-	hv := store.HeadVersion{Weights: b, Note: note, Active: activate, Backbone: backbone}
-	if err := st.Update(func(tx *store.Tx) error { return tx.SaveHead(&hv) }); err != nil {
+	info, err := heads.Import(path, b, dims, note, activate)
+	if err != nil {
 		return exitFailure, err
 	}
-	state := "inactive; `edged model activate " + hv.ID + "` to use it"
+	state := "inactive; `edged model activate " + info.ID + "` to use it"
 	if activate {
 		state = "active (the daemon uses it from its next start)"
 	}
-	return printModelResult(describeHead(hv), asJSON, fmt.Sprintf("imported %s as head %s, %s", path, hv.ID, state))
+	return printModelResult(modelOf(info), asJSON, fmt.Sprintf("imported %s as head %s, %s", path, info.ID, state))
 }
