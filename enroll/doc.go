@@ -23,6 +23,12 @@
 // without a crop stay on their old backbone; NoCropMessage tells the user
 // whom to enroll again.
 //
+// # Head versions
+//
+// Heads (heads.go) lists the stored head versions with whether matching can
+// use each, activates one, rolls back and imports a head file: `edged
+// model` and the web page follow the same rules through it.
+//
 // # Usage
 //
 //	if p, err := enroll.NeedsReembed(st, backbone); err == nil && p.Needed() {

@@ -9,7 +9,8 @@ import (
 	"github.com/edged-dev/edged/store"
 )
 
-// HeadInfo is a stored head version and what its weights decode to.
+// HeadInfo is a stored head version, what its weights decode to and
+// whether matching can use it.
 type HeadInfo struct {
 	store.HeadVersion
 	// Layers is the head's number of layers (0 when the weights do not
@@ -17,21 +18,77 @@ type HeadInfo struct {
 	Layers int
 	// DecodeErr says why the weights do not decode; nil when they do.
 	DecodeErr error
+	// Usable: not rejected by the fine-tune guard, for the Heads' backbone
+	// (when it has one) and the weights decode. Why says why not.
+	Usable bool
+	Why    string
 }
 
 // Heads manages the stored head versions: list them, activate one, roll
-// back, import a head file (`edged model`).
+// back, import a head file. `edged model` and the web page (web/backend)
+// both go through it, so they follow the same rules.
 type Heads struct {
 	Store *store.Store
+	// Backbone is the backbone matching runs ("" reads as
+	// store.LegacyBackbone): a head trained for another one is not usable.
+	// AnyBackbone skips the check (`edged model`, which runs no network).
+	Backbone string
 }
 
-// Describe decodes h's weights.
+// AnyBackbone as Heads.Backbone accepts a head of any backbone.
+const AnyBackbone = "*"
+
+// UnusableHeadError is Heads.Activate's error for a head version matching
+// cannot use: its weights do not decode, or it is another backbone's.
+type UnusableHeadError struct {
+	ID string
+	// Why is the reason in words.
+	Why string
+	// Err is the decode error (it wraps head.ErrCorrupt, head.ErrChecksum,
+	// ...); nil for another backbone's head.
+	Err error
+}
+
+func (e *UnusableHeadError) Error() string {
+	if e.Err != nil {
+		return "head " + e.ID + ": " + e.Err.Error()
+	}
+	return "head " + e.ID + ": " + e.Why
+}
+
+// Unwrap returns the decode error.
+func (e *UnusableHeadError) Unwrap() error { return e.Err }
+
+// rejected reports whether the fine-tune guard rejected the version (it
+// is stored with a note "rejected: <reason>").
+func rejected(h store.HeadVersion) bool { return strings.HasPrefix(h.Note, "rejected:") }
+
+// otherBackbone says why h does not fit the Heads' backbone ("" when it
+// does).
+func (hs Heads) otherBackbone(h store.HeadVersion) string {
+	if hs.Backbone == AnyBackbone || h.BackboneID() == store.BackboneOf(hs.Backbone) {
+		return ""
+	}
+	return fmt.Sprintf("trained for the %s backbone; edged runs %s", h.BackboneID(), store.BackboneOf(hs.Backbone))
+}
+
+// Describe decodes h's weights and says whether matching can use it.
 func (hs Heads) Describe(h store.HeadVersion) HeadInfo {
 	info := HeadInfo{HeadVersion: h}
 	if hd, err := head.Unmarshal(h.Weights); err != nil {
 		info.DecodeErr = err
 	} else {
 		info.Layers = hd.NumLayers()
+	}
+	switch other := hs.otherBackbone(h); {
+	case rejected(h):
+		info.Why = "rejected by the guard (worse on the held-out check)"
+	case other != "":
+		info.Why = other
+	case info.DecodeErr != nil:
+		info.Why = "its weights do not decode: " + info.DecodeErr.Error()
+	default:
+		info.Usable = true
 	}
 	return info
 }
@@ -49,9 +106,10 @@ func (hs Heads) List() ([]HeadInfo, error) {
 	return out, nil
 }
 
-// Activate makes the head version id the active one. It refuses weights
-// that do not decode (the daemon could not load them: better now than at
-// its start-up) and an unknown id (store.ErrHeadNotFound).
+// Activate makes the head version id the active one. A version the guard
+// rejected may be chosen by hand; weights that do not decode or another
+// backbone's head are refused (*UnusableHeadError: the daemon could not
+// use them), and an unknown id is store.ErrHeadNotFound.
 func (hs Heads) Activate(id string) (HeadInfo, error) {
 	vs, err := hs.Store.Heads()
 	if err != nil {
@@ -63,7 +121,10 @@ func (hs Heads) Activate(id string) (HeadInfo, error) {
 		}
 		info := hs.Describe(h)
 		if info.DecodeErr != nil {
-			return info, fmt.Errorf("head %s: %w", id, info.DecodeErr)
+			return info, &UnusableHeadError{ID: id, Why: "its weights do not decode: " + info.DecodeErr.Error(), Err: info.DecodeErr}
+		}
+		if other := hs.otherBackbone(h); other != "" {
+			return info, &UnusableHeadError{ID: id, Why: other}
 		}
 		if err := hs.Store.ActivateHead(id); err != nil {
 			return info, err
@@ -74,10 +135,13 @@ func (hs Heads) Activate(id string) (HeadInfo, error) {
 	return HeadInfo{}, fmt.Errorf("head %q: %w", id, store.ErrHeadNotFound)
 }
 
-// Rollback activates the version created before the active one (from),
-// skipping versions a guard rejected and versions that do not decode; with
-// none left, it deactivates every version (back to the frozen network) and
-// to is zero. With no version active it returns ErrNoActiveHead.
+// Deactivate makes no version active: matching uses the frozen network.
+func (hs Heads) Deactivate() error { return hs.Store.ActivateHead("") }
+
+// Rollback goes from the active version (from) to the newest usable one
+// created before it (to); with none, it deactivates every version (back to
+// the frozen network) and to is zero. With no version active it returns
+// ErrNoActiveHead.
 func (hs Heads) Rollback() (from, to HeadInfo, err error) {
 	vs, err := hs.Store.Heads() // oldest first
 	if err != nil {
@@ -94,21 +158,17 @@ func (hs Heads) Rollback() (from, to HeadInfo, err error) {
 	}
 	from = hs.Describe(vs[cur])
 	for i := cur - 1; i >= 0; i-- {
-		h := vs[i]
-		if strings.HasPrefix(h.Note, "rejected:") {
+		info := hs.Describe(vs[i])
+		if !info.Usable {
 			continue
 		}
-		info := hs.Describe(h)
-		if info.DecodeErr != nil {
-			continue
-		}
-		if err := hs.Store.ActivateHead(h.ID); err != nil {
+		if err := hs.Store.ActivateHead(info.ID); err != nil {
 			return from, HeadInfo{}, err
 		}
 		info.Active = true
 		return from, info, nil
 	}
-	if err := hs.Store.ActivateHead(""); err != nil {
+	if err := hs.Deactivate(); err != nil {
 		return from, HeadInfo{}, err
 	}
 	return from, HeadInfo{}, nil

@@ -77,7 +77,7 @@ func runModel(ctx context.Context, args []string) (int, error) {
 		return code, err
 	}
 	defer st.Close()
-	heads := enroll.Heads{Store: st}
+	heads := enroll.Heads{Store: st, Backbone: enroll.AnyBackbone} // edged model runs no network: any backbone's head
 	switch sub {
 	case "list":
 		return modelList(heads, *asJSON)

@@ -19,13 +19,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/edged-dev/edged/enroll"
 	"github.com/edged-dev/edged/gallery"
-	"github.com/edged-dev/edged/head"
 	"github.com/edged-dev/edged/mqtt"
 	"github.com/edged-dev/edged/pipeline"
 	"github.com/edged-dev/edged/service"
@@ -376,17 +374,17 @@ func (b *Backend) CameraFrame(ctx context.Context, camera string) ([]byte, error
 
 // Model implements web.Backend.
 func (b *Backend) Model(ctx context.Context) (web.Model, error) {
-	hs, err := b.o.Store.Heads()
+	hs, err := b.heads().List()
 	if err != nil {
 		return web.Model{}, err
 	}
 	m := web.Model{Backbone: b.o.Enroller.Backbone()}
 	for _, h := range hs {
-		wh := b.describeHead(h)
-		if h.Active && wh.Usable {
+		if h.Active && h.Usable {
 			m.ActiveHead = h.ID
 		}
-		m.Heads = append(m.Heads, wh)
+		m.Heads = append(m.Heads, web.Head{ID: h.ID, Created: h.Created, Backbone: h.BackboneID(), Active: h.Active, Note: h.Note,
+			Metrics: h.Metrics, Usable: h.Usable, Why: h.Why})
 	}
 	b.mu.Lock()
 	m.Finetune = b.finetune
@@ -398,19 +396,10 @@ func (b *Backend) Model(ctx context.Context) (web.Model, error) {
 	return m, nil
 }
 
-func (b *Backend) describeHead(h store.HeadVersion) web.Head {
-	wh := web.Head{ID: h.ID, Created: h.Created, Backbone: h.BackboneID(), Active: h.Active, Note: h.Note, Metrics: h.Metrics, Usable: true}
-	switch {
-	case strings.HasPrefix(h.Note, "rejected:"):
-		wh.Usable, wh.Why = false, "rejected by the guard (worse on the held-out check)"
-	case h.BackboneID() != b.o.Enroller.Backbone():
-		wh.Usable, wh.Why = false, fmt.Sprintf("trained for the %s backbone; edged runs %s", h.BackboneID(), b.o.Enroller.Backbone())
-	default:
-		if _, err := head.Unmarshal(h.Weights); err != nil {
-			wh.Usable, wh.Why = false, "its weights do not decode: "+err.Error()
-		}
-	}
-	return wh
+// heads are the store's head versions as the running backbone sees them
+// (the rules `edged model` follows too).
+func (b *Backend) heads() enroll.Heads {
+	return enroll.Heads{Store: b.o.Store, Backbone: b.o.Enroller.Backbone()}
 }
 
 // ActivateHead implements web.Backend: the store's active head changes
@@ -420,26 +409,20 @@ func (b *Backend) ActivateHead(ctx context.Context, headID string) error {
 	if err := b.checkIdle(ctx); err != nil {
 		return err
 	}
-	if headID != "" {
-		hs, err := b.o.Store.Heads()
-		if err != nil {
+	if headID == "" {
+		if err := b.heads().Deactivate(); err != nil {
 			return err
 		}
-		found := false
-		for _, h := range hs {
-			if h.ID != headID {
-				continue
-			}
-			found = true
-			if wh := b.describeHead(h); !wh.Usable && !strings.HasPrefix(h.Note, "rejected:") {
-				return web.Errorf(web.CodeConflict, "head %s cannot be activated: %s", headID, wh.Why)
-			}
-		}
-		if !found {
-			return web.Errorf(web.CodeNotFound, "head %q not found", headID)
-		}
+		return b.applyHead()
 	}
-	if err := b.o.Store.ActivateHead(headID); err != nil {
+	var unusable *enroll.UnusableHeadError
+	_, err := b.heads().Activate(headID)
+	switch {
+	case errors.Is(err, store.ErrHeadNotFound):
+		return web.Errorf(web.CodeNotFound, "head %q not found", headID)
+	case errors.As(err, &unusable):
+		return web.Errorf(web.CodeConflict, "head %s cannot be activated: %s", headID, unusable.Why)
+	case err != nil:
 		return err
 	}
 	return b.applyHead()
@@ -476,30 +459,14 @@ func (b *Backend) RollbackHead(ctx context.Context) (string, error) {
 	if err := b.checkIdle(ctx); err != nil {
 		return "", err
 	}
-	hs, err := b.o.Store.Heads() // oldest first
+	_, to, err := b.heads().Rollback()
+	if errors.Is(err, enroll.ErrNoActiveHead) {
+		return "", web.Errorf(web.CodeConflict, "%v", err)
+	}
 	if err != nil {
 		return "", err
 	}
-	cur := -1
-	for i, h := range hs {
-		if h.Active {
-			cur = i
-		}
-	}
-	if cur < 0 {
-		return "", web.Errorf(web.CodeConflict, "no head is active (matching already uses the frozen network): nothing to roll back")
-	}
-	target := ""
-	for i := cur - 1; i >= 0; i-- {
-		if b.describeHead(hs[i]).Usable {
-			target = hs[i].ID
-			break
-		}
-	}
-	if err := b.o.Store.ActivateHead(target); err != nil {
-		return "", err
-	}
-	return target, b.applyHead()
+	return to.ID, b.applyHead()
 }
 
 // StartFinetune implements web.Backend (the MQTT finetune).
