@@ -89,7 +89,7 @@ func runPeople(ctx context.Context, args []string) (int, error) {
 		if err != nil {
 			return exitFailure, err
 		}
-		n, _ := sampleCount(st, p.ID)
+		n, _ := st.SampleCount(p.ID)
 		if err := st.DeletePerson(p.ID); err != nil {
 			return exitFailure, err
 		}
@@ -110,55 +110,14 @@ func resolvePersonID(st *store.Store, idOrName string) string {
 	return idOrName
 }
 
-func sampleCount(st *store.Store, id string) (n int, err error) {
-	err = st.View(func(tx *store.Tx) error { n, err = tx.SampleCount(id); return err })
-	return n, err
-}
-
-type personSummaryJSON struct {
-	store.Person
-	Samples   int `json:"samples"`
-	Clusters  int `json:"clusters"`
-	Negatives int `json:"negatives"`
-}
-
-func summaries(st *store.Store) ([]personSummaryJSON, error) {
-	var out []personSummaryJSON
-	err := st.View(func(tx *store.Tx) error {
-		ps, err := tx.People()
-		if err != nil {
-			return err
-		}
-		for _, p := range ps {
-			s := personSummaryJSON{Person: p}
-			if s.Samples, err = tx.SampleCount(p.ID); err != nil {
-				return err
-			}
-			cl, err := tx.Clusters(p.ID)
-			if err != nil {
-				return err
-			}
-			s.Clusters = len(cl.Clusters)
-			ns, err := tx.Negatives(p.ID)
-			if err != nil {
-				return err
-			}
-			s.Negatives = len(ns)
-			out = append(out, s)
-		}
-		return nil
-	})
-	return out, err
-}
-
 func peopleList(st *store.Store, asJSON bool, out *json.Encoder) (int, error) {
-	ss, err := summaries(st)
+	ss, err := st.Summaries()
 	if err != nil {
 		return exitFailure, err
 	}
 	if asJSON {
 		if ss == nil {
-			ss = []personSummaryJSON{}
+			ss = []store.PersonSummary{}
 		}
 		return exitOK, out.Encode(ss)
 	}
@@ -189,29 +148,13 @@ type clusterJSON struct {
 }
 
 func peopleShow(st *store.Store, idOrName string, asJSON bool, out *json.Encoder) (int, error) {
-	var d personDetailJSON
-	err := st.View(func(tx *store.Tx) error {
-		p, err := tx.FindPerson(idOrName)
-		if err != nil {
-			return err
-		}
-		d.Person = p
-		if d.Samples, err = tx.Samples(p.ID); err != nil {
-			return err
-		}
-		cl, err := tx.Clusters(p.ID)
-		if err != nil {
-			return err
-		}
-		d.Head = cl.Head
-		for _, c := range cl.Clusters {
-			d.Clusters = append(d.Clusters, clusterJSON{Count: c.Count, Spread: c.Spread, Samples: c.Samples})
-		}
-		d.Negatives, err = tx.Negatives(p.ID)
-		return err
-	})
+	pd, err := st.Detail(idOrName)
 	if err != nil {
 		return exitFailure, err
+	}
+	d := personDetailJSON{Person: pd.Person, Samples: pd.Samples, Head: pd.Clusters.Head, Negatives: pd.Negatives}
+	for _, c := range pd.Clusters.Clusters {
+		d.Clusters = append(d.Clusters, clusterJSON{Count: c.Count, Spread: c.Spread, Samples: c.Samples})
 	}
 	if asJSON {
 		return exitOK, out.Encode(d)

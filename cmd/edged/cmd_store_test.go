@@ -59,7 +59,7 @@ func TestStoreCLIPeopleBackupRestore(t *testing.T) {
 	storeCLISeed(t, data, nil)
 
 	code, err, out := storeCLIRun(t, func() (int, error) { return runPeople(t.Context(), []string{"list", "--data", data, "--json"}) })
-	var list []personSummaryJSON
+	var list []store.PersonSummary
 	if code != exitOK || err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list) != 2 || list[0].Name != "Alice" || list[0].Samples != 1 {
 		t.Fatalf("people list: %d %v %s", code, err, out)
 	}
@@ -231,7 +231,7 @@ func TestEnrollCommandWithRealFaces(t *testing.T) {
 		t.Fatalf("blank only: %d %s", code, out)
 	}
 	code, _, out = storeCLIRun(t, func() (int, error) { return runPeople(t.Context(), []string{"list", "--data", data, "--json"}) })
-	var list []personSummaryJSON
+	var list []store.PersonSummary
 	if code != exitOK || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 || list[0].Samples != 3 || list[0].Clusters < 1 {
 		t.Fatalf("after enroll: %s", out)
 	}
