@@ -58,6 +58,36 @@ func (s *Store) Backup(w io.Writer) error {
 	return cw.Close()
 }
 
+// BackupFile writes a backup (Backup) to the file path and returns its
+// size. It writes next to the target and renames, so a failed backup never
+// leaves a truncated file under the final name.
+func (s *Store) BackupFile(path string) (int64, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name())
+	if err := s.Backup(tmp); err != nil {
+		tmp.Close()
+		return 0, err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return 0, err
+	}
+	if err := tmp.Close(); err != nil {
+		return 0, err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return 0, err
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return info.Size(), nil
+}
+
 // Restore creates the database in opts.Dir from a backup read from r. The
 // directory must not exist or be empty (ErrRestoreTarget otherwise): restore
 // never merges into or overwrites a database. opts.EncryptionKey decrypts

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/edged-dev/edged/store"
 )
@@ -41,33 +40,15 @@ func runBackup(_ context.Context, args []string) (int, error) {
 	}
 	defer st.Close()
 	path := pos[0]
-	// Write next to the target and rename, so a failed backup never leaves
-	// a truncated file under the final name.
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	size, err := st.BackupFile(path)
 	if err != nil {
 		return exitFailure, err
 	}
-	defer os.Remove(tmp.Name())
-	if err := st.Backup(tmp); err != nil {
-		tmp.Close()
-		return exitFailure, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return exitFailure, err
-	}
-	if err := tmp.Close(); err != nil {
-		return exitFailure, err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return exitFailure, err
-	}
-	info, _ := os.Stat(path)
 	enc := "plain"
 	if st.Encrypted() {
 		enc = "encrypted"
 	}
-	fmt.Printf("backed up %s to %s (%d bytes, %s)\n", st.Dir(), path, info.Size(), enc)
+	fmt.Printf("backed up %s to %s (%d bytes, %s)\n", st.Dir(), path, size, enc)
 	return exitOK, nil
 }
 
