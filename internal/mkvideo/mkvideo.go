@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"image"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -182,6 +183,28 @@ func Compose(ctx context.Context, wr *vision.Annotator, w, h int, segs [][]Tile)
 		}
 	}
 	return frames, wr.Close()
+}
+
+// BenchVideo writes `edged bench`'s default video to out: 10 s of
+// franck.mp4 (from 10 s) beside audrey.jpg and cage.jpg from the media
+// directory, 1280x720 at 30 fps.
+func BenchVideo(ctx context.Context, out, media string) error {
+	tiles := []Tile{
+		{Path: filepath.Join(media, "franck.mp4"), Start: 10 * time.Second, Duration: 10 * time.Second},
+		{Path: filepath.Join(media, "audrey.jpg"), Duration: 10 * time.Second},
+		{Path: filepath.Join(media, "cage.jpg"), Duration: 10 * time.Second},
+	}
+	for _, t := range tiles {
+		if st, err := os.Stat(t.Path); err != nil || st.IsDir() {
+			return fmt.Errorf("%s: not a file (sample media missing?)", t.Path)
+		}
+	}
+	wr, err := vision.NewAnnotator(out, 30)
+	if err != nil {
+		return err
+	}
+	_, err = Compose(ctx, wr, 1280, 720, [][]Tile{tiles})
+	return err
 }
 
 func writeSegment(ctx context.Context, vw *gocv.VideoWriter, canvas *gocv.Mat, specs []Tile, w, h int, fps float64) (int, error) {
