@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/edged-dev/edged/detect"
 	"github.com/edged-dev/edged/enroll"
@@ -166,5 +165,4 @@ func printEnrollResult(res enroll.Result, err error) {
 	}
 	fmt.Printf("%s %s %q%s: %d new samples, %d in total, %d cluster%s\n", verb, res.PersonID, res.Name, from,
 		res.Accepted, res.Samples, res.Clusters, map[bool]string{true: "", false: "s"}[res.Clusters == 1])
-	_ = strings.TrimSpace
 }
