@@ -2,7 +2,6 @@ package facefile
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -28,11 +27,7 @@ func OutputName(path string, used map[string]int) string {
 // directories given (""; none), writes the image with the faces drawn
 // (annotateDir/name.png) and each face's chip (chipDir/name-N.png).
 func DetectAndWrite(det *detect.Detector, path, name, annotateDir, chipDir string) ([]face.Face, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	img, err := detect.DecodeImage(data)
+	img, err := readImage(path)
 	if err != nil {
 		return nil, err
 	}

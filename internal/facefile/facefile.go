@@ -103,11 +103,7 @@ func (p *Pipeline) Faces(path string) ([]face.Face, error) {
 	if p.det != nil {
 		return p.det.DetectFile(path)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	img, err := detect.DecodeImage(data)
+	img, err := readImage(path)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +113,16 @@ func (p *Pipeline) Faces(path string) ([]face.Face, error) {
 		return nil, err
 	}
 	return []face.Face{f}, nil
+}
+
+// readImage reads an image file and decodes it into a BGR Mat (the caller
+// closes it).
+func readImage(path string) (gocv.Mat, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return gocv.Mat{}, err
+	}
+	return detect.DecodeImage(data)
 }
 
 // EmbedFile returns the faces of an image file and their embeddings.
