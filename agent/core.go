@@ -242,31 +242,22 @@ func (c *Core) healthWord() string {
 // model.backbone), logging progress; resumable after a kill. Vectors
 // without a crop are reported by person with the fix, never mixed in.
 func reembedStore(ctx context.Context, st *store.Store, bb *infer.Backbone, emb *infer.Embedder, log *slog.Logger) error {
-	pending, err := enroll.NeedsReembed(st, bb.ID)
+	start, last := time.Now(), time.Time{}
+	rep, pending, err := Reembed(ctx, st, bb, emb, "", func(done, total int) {
+		if done == 0 {
+			log.Info("the store holds embeddings of another backbone: re-embedding them from their face crops before recognition starts",
+				"backbone", bb.ID, "items", total)
+		}
+		if time.Since(last) >= 5*time.Second || done == total {
+			last = time.Now()
+			log.Info("re-embedding", "done", done, "total", total)
+		}
+	}, log.With("component", "reembed"))
 	if err != nil {
-		return fmt.Errorf("re-embed check: %w", err)
+		return fmt.Errorf("re-embed the gallery with %s: %w (it resumes where it stopped at the next start, or run edged people reembed)", bb.ID, err)
 	}
 	if !pending.Needed() {
 		return nil // people left without crops are reported by LoadGallery
-	}
-	log.Info("the store holds embeddings of another backbone: re-embedding them from their face crops before recognition starts",
-		"backbone", bb.ID, "items", pending.Items)
-	start, last := time.Now(), time.Time{}
-	rep, err := enroll.Reembed(ctx, st, enroll.ReembedOptions{
-		Backbone:     bb.ID,
-		ChipFromCrop: func(crop face.Chip) (face.Chip, error) { return detect.ChipFromCrop(crop, bb.Template) },
-		Embedder:     emb,
-		Batch:        emb.Options().MaxBatch,
-		Progress: func(done, total int) {
-			if time.Since(last) >= 5*time.Second || done == total {
-				last = time.Now()
-				log.Info("re-embedding", "done", done, "total", total)
-			}
-		},
-		Logger: log.With("component", "reembed"),
-	})
-	if err != nil {
-		return fmt.Errorf("re-embed the gallery with %s: %w (it resumes where it stopped at the next start, or run edged people reembed)", bb.ID, err)
 	}
 	rep.NoCrop = nil // reported by LoadGallery, once
 	for _, m := range rep.Messages() {
@@ -274,6 +265,39 @@ func reembedStore(ctx context.Context, st *store.Store, bb *infer.Backbone, emb 
 	}
 	log.Info("re-embedding done", "backbone", bb.ID, "reembedded", rep.Reembedded, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// Reembed re-embeds, from their stored face crops, the samples and
+// negatives of another backbone than bb: the daemon's start after a change
+// of model.backbone and `edged people reembed` alike. emb is bb's embedder,
+// or nil to load it from modelDir when there is work. progress (optional)
+// gets (0, total) first, then each batch. The report says what was done,
+// pending what there was to do (nothing: Needed() is false).
+func Reembed(ctx context.Context, st *store.Store, bb *infer.Backbone, emb *infer.Embedder, modelDir string,
+	progress func(done, total int), log *slog.Logger) (enroll.ReembedReport, enroll.PendingReport, error) {
+	pending, err := enroll.NeedsReembed(st, bb.ID)
+	if err != nil || !pending.Needed() {
+		return enroll.ReembedReport{Backbone: bb.ID, NoCrop: pending.NoCrop}, pending, err
+	}
+	if emb == nil {
+		if emb, err = infer.NewEmbedder(modelDir, infer.Options{Backbone: bb.ID, Logger: log}); err != nil {
+			return enroll.ReembedReport{}, pending, startup(err)
+		}
+		defer emb.Close()
+	}
+	if progress == nil {
+		progress = func(int, int) {}
+	}
+	progress(0, pending.Items)
+	rep, err := enroll.Reembed(ctx, st, enroll.ReembedOptions{
+		Backbone:     bb.ID,
+		ChipFromCrop: func(crop face.Chip) (face.Chip, error) { return detect.ChipFromCrop(crop, bb.Template) },
+		Embedder:     emb,
+		Batch:        emb.Options().MaxBatch,
+		Progress:     progress,
+		Logger:       log,
+	})
+	return rep, pending, err
 }
 
 // Close releases everything OpenCore opened, in reverse order.

@@ -3,16 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"text/tabwriter"
 	"time"
 
-	"github.com/edged-dev/edged/detect"
-	"github.com/edged-dev/edged/enroll"
-	"github.com/edged-dev/edged/face"
-	"github.com/edged-dev/edged/infer"
+	"github.com/edged-dev/edged/agent"
 	"github.com/edged-dev/edged/store"
 )
 
@@ -222,33 +220,23 @@ func peopleReembed(ctx context.Context, st *store.Store, sf *storeCLIFlags, back
 	if err != nil {
 		return exitUsage, err
 	}
-	pending, err := enroll.NeedsReembed(st, bb.ID)
-	if err != nil {
-		return exitFailure, err
+	var bar *progressBar
+	done := 0
+	rep, _, err := agent.Reembed(ctx, st, bb, nil, models, func(d, total int) {
+		if bar == nil {
+			bar = newProgressBar("re-embed", total)
+		}
+		bar.Add(d - done)
+		done = d
+	}, sf.logger())
+	if bar != nil {
+		bar.Finish()
 	}
-	rep := enroll.ReembedReport{Backbone: bb.ID, NoCrop: pending.NoCrop}
-	if pending.Needed() {
-		emb, err := infer.NewEmbedder(models, infer.Options{Backbone: bb.ID, Logger: sf.logger()})
-		if err != nil {
+	if err != nil {
+		if errors.As(err, new(agent.StartupError)) {
 			return exitStartup, err
 		}
-		defer emb.Close()
-		bar := newProgressBar("re-embed", pending.Items)
-		done := 0
-		rep, err = enroll.Reembed(ctx, st, enroll.ReembedOptions{
-			Backbone:     bb.ID,
-			ChipFromCrop: func(crop face.Chip) (face.Chip, error) { return detect.ChipFromCrop(crop, bb.Template) },
-			Embedder:     emb,
-			Progress: func(d, total int) {
-				bar.Add(d - done)
-				done = d
-			},
-			Logger: sf.logger(),
-		})
-		bar.Finish()
-		if err != nil {
-			return exitFailure, fmt.Errorf("re-embed with %s: %w (run it again to resume)", bb.ID, err)
-		}
+		return exitFailure, fmt.Errorf("re-embed with %s: %w (run it again to resume)", bb.ID, err)
 	}
 	if asJSON {
 		return exitOK, out.Encode(rep)
