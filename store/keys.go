@@ -24,6 +24,9 @@ import (
 //	rb/<person>/<kind>/<id>   StagedVector: a re-embedded vector waiting for
 //	                          the switch (kind s: sample, n: negative) (v2)
 //	c/<person>                Clusters of the person (matching space)
+//	x/<person>/<id>           Experience: an in-domain face of the person
+//	                          from a track the device recognised (v2)
+//	xcr/<person>/<id>         the experience face's crop, PNG (v2)
 //	h/<head>                  HeadVersion
 //	u/<uint64 BE number>      Unknown (unknown-<number>)
 //	uc/<uint64 BE number>/<slot byte>  a face crop of the unknown, PNG

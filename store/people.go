@@ -156,7 +156,7 @@ func (tx *Tx) PutPerson(p *Person) error {
 }
 
 // DeletePerson removes the person with every sample, chip, crop, negative,
-// staged vector and cluster.
+// staged vector, experience face and cluster.
 func (tx *Tx) DeletePerson(id string) error {
 	if err := tx.checkWritable(); err != nil {
 		return err
@@ -169,6 +169,9 @@ func (tx *Tx) DeletePerson(id string) error {
 		if err := tx.deletePrefix([]byte(prefix + id + "/")); err != nil {
 			return err
 		}
+	}
+	if err := tx.deleteExperienceOf(id); err != nil {
+		return err
 	}
 	for _, k := range [][]byte{clustersKey(id), nameKey(p.Name), personKey(id)} {
 		if err := tx.txn.Delete(k); err != nil {
