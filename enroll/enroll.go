@@ -452,7 +452,12 @@ func (e *Enroller) commit(ctx context.Context, res Result, name, personID string
 		if err != nil {
 			return err
 		}
+		exp, err := tx.ExperienceOf(p.ID)
+		if err != nil {
+			return err
+		}
 		gp = e.galleryPerson(p, all, negs)
+		gp.Experience = galleryExperience(exp, e.backbone())
 		clusters, err := e.g.ClusterSamples(gp.Samples)
 		if err != nil {
 			return ErrBadRequest.with(err, "embedding does not fit the gallery")
@@ -519,6 +524,18 @@ func (e *Enroller) Backbone() string { return e.backbone() }
 // re-embedding or a new enrollment; see LoadGallery).
 func (e *Enroller) galleryPerson(p store.Person, samples []store.Sample, negs []store.Negative) gallery.Person {
 	return galleryPerson(p, samples, negs, e.backbone())
+}
+
+// galleryExperience is the person's experience faces of backbone as the
+// gallery holds them.
+func galleryExperience(xs []store.Experience, backbone string) []gallery.Sample {
+	var out []gallery.Sample
+	for _, x := range xs {
+		if x.BackboneID() == backbone {
+			out = append(out, gallery.Sample{ID: x.ID, Embedding: x.Embedding, Quality: x.Quality})
+		}
+	}
+	return out
 }
 
 func galleryPerson(p store.Person, samples []store.Sample, negs []store.Negative, backbone string) gallery.Person {

@@ -31,6 +31,8 @@ type LoadReport struct {
 	People    int `json:"people"`
 	Samples   int `json:"samples"`
 	Negatives int `json:"negatives"`
+	// Experience counts the experience faces loaded (their own clusters).
+	Experience int `json:"experience,omitempty"`
 	// Reembeddable lists, per person, the samples and negatives of another
 	// backbone that have a face crop: Reembed converts them.
 	Reembeddable []PersonCount `json:"reembeddable,omitempty"`

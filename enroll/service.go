@@ -18,8 +18,15 @@ func HeadProjector(h *store.HeadVersion) (gallery.Projector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("head %s: %w", h.ID, err)
 	}
-	return headProjector{hd, h.ID}, nil
+	return headProjector{hd, h.ID, h.Metrics[MetricDistanceScale]}, nil
 }
+
+// MetricDistanceScale is the key of a head version's Metrics that holds the
+// ratio of its matching space's distances to the raw backbone's (measured by
+// the fine-tune on its training data): the gallery scales its calibration
+// prior by it (gallery.DistanceScaler). Absent: 1.
+const MetricDistanceScale = "distance_scale"
+
 
 // ActiveProjector returns the gallery projector of the store's active head
 // when that head was trained for backbone ("" reads as
@@ -36,10 +43,14 @@ func ActiveProjector(st *store.Store, backbone string) (gallery.Projector, error
 
 type headProjector struct {
 	*head.Head
-	id string
+	id    string
+	scale float64
 }
 
 func (p headProjector) HeadID() string { return p.id }
+
+// DistanceScale implements gallery.DistanceScaler (0: none recorded).
+func (p headProjector) DistanceScale() float64 { return p.scale }
 
 // LoadGallery fills g with the people of st in the matching space of the
 // store's active head (the identity when none is active), using only the
@@ -81,6 +92,15 @@ func LoadGallery(st *store.Store, g *gallery.Gallery, backbone string) (LoadRepo
 			i, ok := byID[n.PersonID]
 			if ok && tl.negative(n) {
 				people[i].Negatives = append(people[i].Negatives, gallery.Sample{ID: n.ID, Embedding: n.Embedding})
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.EachExperience(func(x store.Experience) error {
+			if i, ok := byID[x.PersonID]; ok && x.BackboneID() == rep.Backbone {
+				people[i].Experience = append(people[i].Experience, gallery.Sample{ID: x.ID, Embedding: x.Embedding, Quality: x.Quality})
+				rep.Experience++
 			}
 			return nil
 		}); err != nil {
@@ -153,9 +173,15 @@ func restoreClusters(st *store.Store, g *gallery.Gallery, ids []string) (int, er
 	err := st.Update(func(tx *store.Tx) error {
 		n = 0
 		for _, id := range ids {
-			cs, ok := g.PersonClusters(id)
+			all, ok := g.PersonClusters(id)
 			if !ok {
 				continue
+			}
+			var cs []gallery.Cluster
+			for _, c := range all {
+				if !c.Experience { // the stored clusters are the samples'
+					cs = append(cs, c)
+				}
 			}
 			if c, err := tx.Clusters(id); err != nil || len(c.Clusters) > 0 {
 				if err != nil {
@@ -303,7 +329,12 @@ func (e *Enroller) RemoveSample(personID, sampleID string) (store.Sample, error)
 		if err != nil {
 			return err
 		}
+		exp, err := tx.ExperienceOf(personID)
+		if err != nil {
+			return err
+		}
 		gp = e.galleryPerson(p, kept, negs)
+		gp.Experience = galleryExperience(exp, e.backbone())
 		if len(gp.Samples) == 0 {
 			// Only samples of another backbone are left: the person leaves
 			// the gallery until they are re-embedded or enrolled again.

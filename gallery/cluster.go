@@ -11,6 +11,9 @@ type Cluster struct {
 	// Count is the number of members; Samples their ids.
 	Count   int
 	Samples []string
+	// Experience marks a cluster of the person's experience faces
+	// (Person.Experience), not of their samples.
+	Experience bool
 }
 
 // clusterUnits groups one person's unit vectors: members are taken best

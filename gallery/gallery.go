@@ -29,6 +29,33 @@ type Person struct {
 	Samples  []Sample
 	// Negatives are faces the user said are NOT this person.
 	Negatives []Sample
+	// Experience are in-domain faces of the person the device labelled
+	// itself (frames of tracks recognised with high confidence: night,
+	// far away). They are clustered apart from the samples, in clusters
+	// marked Experience, so they never move an enrollment cluster; and the
+	// threshold is fitted on the samples only (they do count as entries a
+	// stranger may come near, as every cluster does).
+	Experience []Sample
+}
+
+// DistanceScaler is an optional ability of a Projector: the ratio of its
+// matching space's distances to the raw backbone's (a fine-tuned head that
+// contracts or spreads the space). The calibration prior (Options.Space)
+// is scaled by it, so that a gallery with few people, whose threshold
+// leans on the prior, does not keep a raw-space threshold in a head's
+// space.
+type DistanceScaler interface {
+	DistanceScale() float64
+}
+
+// projScale is p's DistanceScale, 1 when p has none (or a useless one).
+func projScale(p Projector) float64 {
+	if ds, ok := p.(DistanceScaler); ok {
+		if f := ds.DistanceScale(); f > 0 && !math.IsInf(f, 0) && !math.IsNaN(f) {
+			return f
+		}
+	}
+	return 1
 }
 
 // Match is the gallery's decision about one face.
@@ -92,9 +119,10 @@ type Gallery struct {
 }
 
 type personState struct {
-	id, name  string
-	samples   []Sample
-	negatives []Sample
+	id, name   string
+	samples    []Sample
+	experience []Sample
+	negatives  []Sample
 	negUnits  [][]float32
 	clusters  []Cluster
 }
@@ -110,6 +138,8 @@ type snapshot struct {
 	samples   *index  // only with Options.KNN > 0
 	cal       Calibration
 	samplesN  int
+	enrollN   int // clusters of samples (not of experience)
+	expN      int // experience faces
 }
 
 type personSnap struct {
@@ -159,9 +189,9 @@ func (g *Gallery) prepare(p Person) (*personState, error) {
 	if len(p.Samples) == 0 {
 		return nil, fmt.Errorf("person %q: %w", p.ID, ErrNoSamples)
 	}
-	ps := &personState{id: p.ID, name: p.Name, samples: p.Samples, negatives: p.Negatives}
+	ps := &personState{id: p.ID, name: p.Name, samples: p.Samples, negatives: p.Negatives, experience: p.Experience}
 	dim := g.rawDim
-	for _, list := range [][]Sample{p.Samples, p.Negatives} {
+	for _, list := range [][]Sample{p.Samples, p.Negatives, p.Experience} {
 		for _, s := range list {
 			if dim == 0 {
 				dim = len(s.Embedding)
@@ -207,6 +237,23 @@ func (g *Gallery) projectPerson(ps *personState) error {
 		}
 	}
 	ps.clusters = clusterUnits(units, ids, quality, g.opts.ClusterRadius)
+	if len(ps.experience) > 0 {
+		xu := make([][]float32, 0, len(ps.experience))
+		xids := make([]string, 0, len(ps.experience))
+		xq := make([]float32, 0, len(ps.experience))
+		for _, s := range ps.experience {
+			if err := g.checkRaw(s.Embedding); err != nil {
+				return fmt.Errorf("person %q experience %q: %w", ps.id, s.ID, err)
+			}
+			if u := project(g.proj, s.Embedding); u != nil {
+				xu, xids, xq = append(xu, u), append(xids, s.ID), append(xq, s.Quality)
+			}
+		}
+		for _, cl := range clusterUnits(xu, xids, xq, g.opts.ClusterRadius) {
+			cl.Experience = true
+			ps.clusters = append(ps.clusters, cl)
+		}
+	}
 	return nil
 }
 
@@ -426,6 +473,12 @@ func (g *Gallery) rebuild(fullCalibration bool) {
 			owner = append(owner, int32(slot))
 			s.clusterOf = append(s.clusterOf, int32(c))
 		}
+		for _, cl := range ps.clusters {
+			if !cl.Experience {
+				s.enrollN++
+			}
+		}
+		s.expN += len(ps.experience)
 		s.people = append(s.people, &personSnap{id: id, name: ps.name, negUnits: ps.negUnits, clusters: snapClusters, samples: len(ps.samples)})
 		if g.opts.KNN > 0 {
 			for _, smp := range ps.samples {
@@ -469,13 +522,15 @@ func (g *Gallery) newIndex(dim int, vecs []float32, owner []int32) *index {
 // spread evenly over the people.
 func (g *Gallery) calibrate(s *snapshot) Calibration {
 	n := len(s.people)
-	clusters := len(s.clusterOf)
+	clusters := s.enrollN // experience clusters are not what k describes
 	k := 1.0
 	if clusters > 0 {
 		k = float64(s.samplesN) / float64(clusters)
 	}
+	opts := g.opts
+	opts.Space = opts.Space.scaled(projScale(g.proj))
 	if n == 0 {
-		return calibrate(g.opts, 0, k, nil, nil)
+		return calibrate(opts, 0, k, nil, nil)
 	}
 	step := max(1, (s.samplesN+g.opts.CalibrationSamples-1)/g.opts.CalibrationSamples)
 	var stranger, genuine []float64
@@ -498,7 +553,7 @@ func (g *Gallery) calibrate(s *snapshot) Calibration {
 			// Same person: the sample against its cluster's centroid
 			// without it (clusters of one sample say nothing).
 			for _, cl := range ps.clusters {
-				if cl.Count < 2 || !containsID(cl.Samples, smp.ID) {
+				if cl.Experience || cl.Count < 2 || !containsID(cl.Samples, smp.ID) {
 					continue
 				}
 				if units == nil {
@@ -517,7 +572,7 @@ func (g *Gallery) calibrate(s *snapshot) Calibration {
 			}
 		}
 	}
-	return calibrate(g.opts, n, k, stranger, genuine)
+	return calibrate(opts, n, k, stranger, genuine)
 }
 
 func containsID(ids []string, id string) bool {
@@ -656,6 +711,7 @@ type Info struct {
 	Samples     int         `json:"samples"`
 	Clusters    int         `json:"clusters"`
 	Negatives   int         `json:"negatives"`
+	Experience  int         `json:"experience"` // experience faces (in clusters of their own)
 	Margin      float64     `json:"margin"`
 	Calibration Calibration `json:"calibration"`
 	Version     uint64      `json:"version"`
@@ -664,7 +720,7 @@ type Info struct {
 // Info returns the gallery's size and calibration.
 func (g *Gallery) Info() Info {
 	s := g.snap.Load()
-	in := Info{People: len(s.people), Samples: s.samplesN, Clusters: len(s.clusterOf), Margin: g.opts.Margin, Calibration: s.cal, Version: s.version}
+	in := Info{People: len(s.people), Samples: s.samplesN, Clusters: len(s.clusterOf), Experience: s.expN, Margin: g.opts.Margin, Calibration: s.cal, Version: s.version}
 	for _, p := range s.people {
 		in.Negatives += len(p.negUnits)
 	}

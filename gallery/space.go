@@ -68,3 +68,22 @@ var MobileFaceNetSpace = Space{
 	Margin: 0.088, ClusterRadius: 0.99,
 	TrackSameFace: 0.63, TrackOtherFace: 1.08, UnknownRadius: 0.81,
 }
+
+// scaled returns the space with every distance multiplied by f (a
+// projector's DistanceScale); the thresholds stay within 0..2.
+func (s Space) scaled(f float64) Space {
+	if f == 1 || f <= 0 {
+		return s
+	}
+	s = s.orDefault()
+	s.ImpostorMean *= f
+	s.ImpostorMeanK *= f
+	s.ImpostorSD *= f
+	s.GenuineMean *= f
+	s.GenuineMeanK *= f
+	s.GenuineSD *= f
+	s.GenuineSDK *= f
+	s.MinThreshold = min(2, s.MinThreshold*f)
+	s.MaxThreshold = min(2, s.MaxThreshold*f)
+	return s
+}

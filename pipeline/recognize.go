@@ -28,6 +28,45 @@ type UnknownSink interface {
 	AssignUnknown(camera string, faces []gallery.TrackFace) (string, error)
 }
 
+// ExperienceSink receives every decided track when it ends, with the good
+// faces the recognizer embedded along it (crops included): the daemon's
+// device experience (package service's Experience files the frames of
+// tracks recognised with high confidence as in-domain faces of that
+// person). ObserveTrack is called on the camera's goroutine and must not
+// block (queue the work).
+type ExperienceSink interface {
+	ObserveTrack(t TrackRecord)
+}
+
+// TrackRecord is an ended, decided track as an ExperienceSink gets it.
+type TrackRecord struct {
+	Camera string
+	Track  uint64
+	// Known is the published decision (the camera's threshold applied);
+	// Match is the gallery's decision behind it.
+	Known bool
+	Match gallery.Match
+	// UnknownID is the unknown-N identity an unknown track was filed under
+	// ("" when none).
+	UnknownID   string
+	First, Last time.Time
+	// Frames are the track's embedded good faces in time order, at most
+	// MaxTrackFrames (the earliest half and the latest ones).
+	Frames []TrackFrame
+}
+
+// TrackFrame is one embedded face of a track.
+type TrackFrame struct {
+	Embedding face.Embedding // raw
+	Quality   float32
+	Time      time.Time
+	Crop      face.Chip // face.CropTemplate crop (may be empty)
+}
+
+// MaxTrackFrames bounds the frames a recognizer keeps per track for its
+// ExperienceSink (crops are ~100 KB each).
+const MaxTrackFrames = 16
+
 // FaceTap receives every embedded face of good quality, with its track
 // (enrollment from a camera: "take the next N good faces"). It must not
 // block.
@@ -62,6 +101,9 @@ type RecognizerOptions struct {
 	// every good face is embedded and handed to it, not only the faces the
 	// track policy needs.
 	Tap func(camera string) FaceTap
+	// Experience receives the decided tracks when they end (optional;
+	// package service's Experience).
+	Experience ExperienceSink
 	// Metrics shared by the cameras; nil: private series.
 	Metrics *RecognitionMetrics
 	// Logger, default: discard.
@@ -107,6 +149,8 @@ type trackState struct {
 	unknownID      string
 	faces          []gallery.TrackFace
 	last           time.Time
+	frames         []TrackFrame // for RecognizerOptions.Experience only
+	first          time.Time
 }
 
 // Recognizer is the per-camera processor after detection. It asks the
@@ -239,7 +283,16 @@ func (r *Recognizer) Process(f *Frame, acc Accumulator) error {
 		dets[i] = gallery.Detection{Box: fc.Box, Quality: fc.Quality.Score, Embedding: fc.Embedding, Crop: fc.Crop}
 	}
 	up := r.tr.Update(now, dets)
-	r.emit(r.apply(up), acc)
+	if r.o.Experience != nil {
+		r.mu.Lock()
+		for i, fc := range f.Faces {
+			if fc.Embedding != nil && quality[i] >= r.tr.Options().MinQuality {
+				r.keepFrame(up.Tracks[i], now, fc)
+			}
+		}
+		r.mu.Unlock()
+	}
+	r.finish(up, acc)
 	r.mu.Lock()
 	for i := range f.Faces {
 		f.Faces[i].Track = up.Tracks[i]
@@ -254,6 +307,50 @@ func (r *Recognizer) Process(f *Frame, acc Accumulator) error {
 		}
 	}
 	return nil
+}
+
+// keepFrame adds an embedded face to its track's frames (r.mu held): the
+// first MaxTrackFrames/2 are kept, then the latest ones.
+func (r *Recognizer) keepFrame(track uint64, now time.Time, fc Face) {
+	st := r.state[track]
+	if st == nil {
+		st = &trackState{first: now}
+		r.state[track] = st
+	}
+	if len(st.frames) >= MaxTrackFrames {
+		st.frames = append(st.frames[:MaxTrackFrames/2], st.frames[MaxTrackFrames/2+1:]...)
+	}
+	st.frames = append(st.frames, TrackFrame{Embedding: fc.Embedding, Quality: fc.Quality.Score, Time: now, Crop: fc.Crop})
+}
+
+// finish publishes a tracker update's decisions, then hands the ended
+// decided tracks to the ExperienceSink (after their unknown identity was
+// assigned).
+func (r *Recognizer) finish(up gallery.Update, acc Accumulator) {
+	pubs := r.apply(up)
+	r.emit(pubs, acc)
+	if r.o.Experience == nil {
+		return
+	}
+	var recs []TrackRecord
+	r.mu.Lock()
+	for _, e := range up.Ended {
+		st := r.state[e.Track]
+		if st == nil {
+			continue
+		}
+		frames := st.frames
+		st.frames = nil // ended: nothing more to keep
+		if !st.decided || len(frames) == 0 {
+			continue
+		}
+		recs = append(recs, TrackRecord{Camera: r.o.Camera, Track: e.Track, Known: st.known, Match: st.match,
+			UnknownID: st.unknownID, First: e.First, Last: e.Last, Frames: frames})
+	}
+	r.mu.Unlock()
+	for _, rec := range recs {
+		r.o.Experience.ObserveTrack(rec)
+	}
 }
 
 // publication is a decision to publish, collected under r.mu and
@@ -415,14 +512,14 @@ func (r *Recognizer) Tick(now time.Time, acc Accumulator) error {
 		return nil
 	}
 	r.now = now
-	r.emit(r.apply(r.tr.Update(now, nil)), acc)
+	r.finish(r.tr.Update(now, nil), acc)
 	return nil
 }
 
 // Flush implements Flusher: the input ended (end of a file, shutdown), so
 // every track ends and the undecided ones with good faces are decided.
 func (r *Recognizer) Flush(acc Accumulator) error {
-	r.emit(r.apply(r.tr.Flush()), acc)
+	r.finish(r.tr.Flush(), acc)
 	return nil
 }
 

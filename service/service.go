@@ -396,7 +396,16 @@ func (s *Service) Feedback(ctx context.Context, req mqtt.FeedbackRequest) (mqtt.
 		if raws, ok = cams.TrackEmbeddings(req.Camera, req.Track); !ok || len(raws) == 0 {
 			return res, mqtt.Errorf(mqtt.CodeInvalidField, "track %d of camera %s: not found (edged keeps the last 256 tracks of each camera)", req.Track, req.Camera)
 		}
-		ref = fmt.Sprintf("%s/%d", req.Camera, req.Track)
+		ref = TrackRef(req.Camera, req.Track)
+		// Experience the track gave the wrong person goes (or moves to the
+		// right one): it was never theirs.
+		n, err := s.o.Enroller.ReassignExperience(req.PersonID, ref, req.CorrectPersonID)
+		if err != nil {
+			return res, replyError(err)
+		}
+		if n > 0 {
+			s.log.Info("experience of a wrong track reassigned", "person", req.PersonID, "track", ref, "faces", n, "to", req.CorrectPersonID)
+		}
 	}
 	for _, raw := range raws {
 		if _, err := s.o.Enroller.Feedback(req.PersonID, raw, store.SourceTrack, ref); err != nil {
