@@ -27,7 +27,6 @@ func HeadProjector(h *store.HeadVersion) (gallery.Projector, error) {
 // prior by it (gallery.DistanceScaler). Absent: 1.
 const MetricDistanceScale = "distance_scale"
 
-
 // ActiveProjector returns the gallery projector of the store's active head
 // when that head was trained for backbone ("" reads as
 // store.LegacyBackbone); nil (the identity) when no head is active or the

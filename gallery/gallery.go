@@ -123,8 +123,8 @@ type personState struct {
 	samples    []Sample
 	experience []Sample
 	negatives  []Sample
-	negUnits  [][]float32
-	clusters  []Cluster
+	negUnits   [][]float32
+	clusters   []Cluster
 }
 
 type snapshot struct {
