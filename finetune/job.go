@@ -10,7 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edged-dev/edged/enroll"
+	"github.com/edged-dev/edged/gallery"
 	"github.com/edged-dev/edged/head"
+	"github.com/edged-dev/edged/infer"
 	"github.com/edged-dev/edged/store"
 )
 
@@ -22,8 +25,19 @@ type JobOptions struct {
 	// backbone, waiting to be re-embedded, are left out, and the head it
 	// stores records it. Trainer.Dim must be that backbone's dimension.
 	Backbone string
-	// Trainer configures the model and the loss. Default: a one-layer head
-	// from the identity, contrastive loss (margin 1), Adam with learning
+	// Space is the backbone's embedding space: the guard measures with a
+	// real gallery of that space (its fitted threshold included), and the
+	// contrastive margin defaults to its impostor distance. Default: the
+	// registered backbone's (infer.Lookup(Backbone).Space).
+	Space gallery.Space
+	// IgnoreExperience leaves the store's experience faces out (training
+	// and guard): the job then trains on the enrollment samples alone.
+	IgnoreExperience bool
+	// Trainer configures the model and the loss. Default: a one-layer
+	// (linear) head from the identity, contrastive loss (margin: the
+	// larger of 1 and the Space's impostor distance, 1.39 for
+	// MobileFaceNet: a margin below the distance strangers already have
+	// pushes nothing apart and lets the head contract the space), Adam with learning
 	// rate 1e-2 (not the Trainer's 1e-3: the job's data is small and the
 	// generalising solution, found on synthetic people with nuisance
 	// dimensions, needs the larger steps), one TF thread.
@@ -113,6 +127,16 @@ func (o JobOptions) withDefaults() JobOptions {
 	if o.Epochs <= 0 {
 		o.Epochs = DefaultEpochs
 	}
+	if o.Space.ImpostorMean == 0 {
+		if bb, err := infer.Lookup(store.BackboneOf(o.Backbone)); err == nil {
+			o.Space = bb.Space
+		} else {
+			o.Space = gallery.DlibSpace
+		}
+	}
+	if o.Trainer.Margin == 0 && o.Trainer.Loss == LossContrastive {
+		o.Trainer.Margin = max(1, o.Space.ImpostorMean)
+	}
 	if o.Trainer.LearningRate == 0 && o.Trainer.Optimizer == Adam {
 		o.Trainer.LearningRate = 1e-2
 	}
@@ -191,11 +215,23 @@ type Result struct {
 	HeadID string `json:"head_id,omitempty"`
 	// Reason explains the decision with the metric changes.
 	Reason string `json:"reason"`
-	// Before are the guard's metrics of the head active before the job,
-	// After those of the fine-tuned heads, averaged over the folds (zero
-	// when skipped).
-	Before Metrics `json:"before"`
-	After  Metrics `json:"after"`
+	// The guard's metrics, averaged over the folds (zero when skipped),
+	// each measured with the same real gallery of the fold's training
+	// samples and only the network and experience differing, so that each
+	// gain has its source: Frozen is the frozen network without the
+	// experience; Experienced the frozen network with the experience in
+	// the gallery (no new head); Before the head active before the job
+	// with the experience (= Experienced when none was active); After the
+	// fine-tuned candidate with the experience.
+	Frozen      Metrics `json:"frozen"`
+	Experienced Metrics `json:"experienced"`
+	Before      Metrics `json:"before"`
+	After       Metrics `json:"after"`
+	// DistanceScale is the candidate's distance scale (stored with the
+	// head as metric distance_scale; gallery.DistanceScaler).
+	DistanceScale float64 `json:"distance_scale,omitempty"`
+	// Experience counts the experience faces the job saw.
+	Experience int `json:"experience"`
 	// Gain is after - before for each guarded metric.
 	Gain map[string]float64 `json:"gain,omitempty"`
 	// What the job saw.
@@ -418,6 +454,8 @@ type people struct {
 	// negatives are "not X" samples; person indexes ids (-1: X has no
 	// samples left, the face is still a stranger).
 	negatives []negativeSample
+	// exp are each person's experience faces (by track).
+	exp [][]expSample
 }
 
 type negativeSample struct {
@@ -530,8 +568,13 @@ type fold struct {
 	people      int // enrolled (trained) people; labels index them
 	train       [][]float32
 	trainLabels []int
-	held        [][]float32 // known probes: held-out samples of trained people
+	held        [][]float32 // known probes: held-out samples (and experience tracks) of trained people
 	heldLabels  []int
+	// trainExp are the experience faces trained on (and in the guard's
+	// gallery as experience clusters), with their person and track.
+	trainExp       [][]float32
+	trainExpLabels []int
+	trainExpTrack  []string
 	strangers   [][]float32 // every sample of the fold's held-out people (and unknown clusters)
 	strangerIDs []int
 	// extra are the strangers trained on (unknown clusters not held out,
@@ -548,6 +591,9 @@ type trainingSet struct {
 	labels   []int  // person labels; strangers get unique labels above the people's
 	stranger []bool // x[i] is a stranger: negatives only
 	hard     []Pair // "not X" sample vs each of X's samples
+	// track is -1 for an enrollment sample or a stranger, else the track
+	// of experience face x[i] (appendExperience); empty: no experience.
+	track []int
 }
 
 // newTrainingSet appends the strangers to the enrolled training samples
@@ -602,14 +648,28 @@ func (j *Job) makeFolds(p *people, r *rand.Rand) ([]fold, error) {
 			}
 		}
 	}
+	heldExp := make([]map[int]bool, n)
+	for i := range p.vecs {
+		if i < len(p.exp) {
+			heldExp[i] = splitTracks(p.exp[i], j.opts.Holdout, r)
+		}
+	}
 	folds := make([]fold, k)
 	for f := range folds {
 		fd := &folds[f]
 		strangerNo := 0
 		for i, vs := range p.vecs {
+			var xs []expSample
+			if i < len(p.exp) {
+				xs = p.exp[i]
+			}
 			if group[i] == f {
 				for _, v := range vs {
 					fd.strangers = append(fd.strangers, v)
+					fd.strangerIDs = append(fd.strangerIDs, strangerNo)
+				}
+				for _, x := range xs {
+					fd.strangers = append(fd.strangers, x.vec)
 					fd.strangerIDs = append(fd.strangerIDs, strangerNo)
 				}
 				strangerNo++
@@ -624,6 +684,16 @@ func (j *Job) makeFolds(p *people, r *rand.Rand) ([]fold, error) {
 				} else {
 					fd.train = append(fd.train, v)
 					fd.trainLabels = append(fd.trainLabels, label)
+				}
+			}
+			for idx, x := range xs {
+				if heldExp[i][idx] {
+					fd.held = append(fd.held, x.vec)
+					fd.heldLabels = append(fd.heldLabels, label)
+				} else {
+					fd.trainExp = append(fd.trainExp, x.vec)
+					fd.trainExpLabels = append(fd.trainExpLabels, label)
+					fd.trainExpTrack = append(fd.trainExpTrack, x.track)
 				}
 			}
 		}
@@ -694,9 +764,36 @@ func (fd *fold) check() error {
 	return nil
 }
 
-// evaluate projects the fold with h and measures its held-out probes and
-// strangers against templates built from its training samples.
-func (fd *fold) evaluate(h *head.Head) (Metrics, error) {
+// evaluate measures the fold's held-out probes and strangers in h's space:
+// verification and unseen-people figures against templates built from its
+// enrollment training samples (Evaluate), then the open-set figures as the
+// daemon decides them, with a real gallery holding the fold's training
+// samples and experience, its threshold fitted in h's space (scale: h's
+// distance scale; galleryMetrics). withExperience false leaves the
+// experience out of the gallery (what the frozen network without any
+// experience would do).
+func (fd *fold) evaluate(h *head.Head, scale float64, space gallery.Space, withExperience bool) (Metrics, error) {
+	m, err := fd.evaluateTemplates(h)
+	if err != nil {
+		return m, err
+	}
+	g := *fd
+	if !withExperience {
+		g.trainExp, g.trainExpLabels = nil, nil
+	}
+	var p gallery.Projector
+	if h != nil {
+		p = scaledHead{h, scale}
+	}
+	return m, g.galleryMetrics(space, p, &m)
+}
+
+// evaluateTemplates projects the fold with h and measures its held-out
+// probes and strangers against templates built from its training samples.
+func (fd *fold) evaluateTemplates(h *head.Head) (Metrics, error) {
+	if h == nil {
+		h = identityOf(fd)
+	}
 	groups := make([][][]float32, fd.people)
 	for i, v := range fd.train {
 		groups[fd.trainLabels[i]] = append(groups[fd.trainLabels[i]], h.Project(v))
@@ -715,23 +812,38 @@ func (fd *fold) evaluate(h *head.Head) (Metrics, error) {
 	return Evaluate(templates, project(fd.held), fd.heldLabels, project(fd.strangers), fd.strangerIDs)
 }
 
-// activeHead returns the store's active head (identity when none).
-func (j *Job) activeHead() (*head.Head, string, error) {
+// identityOf is the identity head of the fold's dimension.
+func identityOf(fd *fold) *head.Head {
+	dim := head.Dim
+	if len(fd.train) > 0 {
+		dim = len(fd.train[0])
+	}
+	h, _ := head.New(dim, 1)
+	return h
+}
+
+// activeHead returns the store's active head (identity when none) and its
+// distance scale (1 when none was recorded).
+func (j *Job) activeHead() (*head.Head, string, float64, error) {
 	hv, err := j.st.ActiveHead()
 	if err != nil {
-		return nil, "", err
+		return nil, "", 1, err
 	}
 	if hv == nil || hv.BackboneID() != store.BackboneOf(j.opts.Backbone) {
 		// None, or one trained for another backbone (it does not fit):
 		// start from the identity of this backbone's dimension.
 		h, err := head.New(j.dim(), 1)
-		return h, "", err
+		return h, "", 1, err
 	}
 	h, err := head.Unmarshal(hv.Weights)
 	if err != nil {
-		return nil, "", fmt.Errorf("active head %s: %w", hv.ID, err)
+		return nil, "", 1, fmt.Errorf("active head %s: %w", hv.ID, err)
 	}
-	return h, hv.ID, nil
+	scale := hv.Metrics[enroll.MetricDistanceScale]
+	if scale <= 0 {
+		scale = 1
+	}
+	return h, hv.ID, scale, nil
 }
 
 func (j *Job) progress(p Progress) {
@@ -742,14 +854,21 @@ func (j *Job) progress(p Progress) {
 
 // RunOnce runs one fine-tune now and returns its result:
 //
-//  1. load every raw embedding from the store;
+//  1. load every raw embedding from the store: enrollment samples, device
+//     experience (by track), unknown-face clusters, "not X" negatives;
 //  2. guard, by cross-validation over people (Folds): for each fold, train
-//     a head with the fold's strangers and held-out samples left out, and
-//     measure it and the active head on them;
-//  3. train the candidate the same way on every sample;
-//  4. if no guarded metric (averaged over the folds) got worse, store the
-//     candidate with the metrics and make it active in one transaction,
-//     then switch the gallery to it.
+//     a head with the fold's strangers, held-out samples and held-out
+//     experience tracks left out, and measure on them, each with a real
+//     gallery of the fold's training samples and experience (like with
+//     like: the same gallery, only the head differs): the frozen network
+//     without experience (Frozen), with it (Experienced), the active head
+//     with it (Before) and the candidate (After);
+//  3. train the candidate the same way on everything;
+//  4. if no guarded metric (averaged over the folds) is worse than Before,
+//     nor than Experienced when a head is active, and the candidate lets
+//     no more strangers in at the gallery's own threshold, store it with
+//     the metrics and its distance scale and make it active in one
+//     transaction, then switch the gallery to it.
 //
 // Not enough data is not an error: the result is Skipped with the reason.
 // A cancelled ctx stops training between steps and stores nothing.
@@ -781,8 +900,14 @@ func (j *Job) runOnce(ctx context.Context, adjust func(*JobOptions)) (Result, er
 	if err != nil {
 		return res, err
 	}
+	if err := j.loadExperience(ppl); err != nil {
+		return res, fmt.Errorf("read experience: %w", err)
+	}
 	res.People, res.Samples = len(ppl.ids), ppl.samples()
 	res.Unknowns, res.UnknownFaces, res.Negatives = len(ppl.unknowns), ppl.unknownFaces(), len(ppl.negatives)
+	for _, xs := range ppl.exp {
+		res.Experience += len(xs)
+	}
 	folds, err := j.makeFolds(ppl, r)
 	if errors.Is(err, ErrNotEnoughData) {
 		res.Skipped, res.Reason = true, err.Error()
@@ -792,34 +917,56 @@ func (j *Job) runOnce(ctx context.Context, adjust func(*JobOptions)) (Result, er
 		return res, err
 	}
 	res.Folds = len(folds)
-	current, currentID, err := j.activeHead()
+	current, currentID, currentScale, err := j.activeHead()
 	if err != nil {
 		return res, err
 	}
 	rounds := len(folds) + 1
-	var before, after []Metrics
+	var frozen, experienced, before, after []Metrics
 	for f := range folds {
 		fd := &folds[f]
 		res.HeldOut += len(fd.held)
-		b, err := fd.evaluate(current)
+		fr, err := fd.evaluate(nil, 1, j.opts.Space, false)
 		if err != nil {
 			return res, err
 		}
+		ex, err := fd.evaluate(nil, 1, j.opts.Space, true)
+		if err != nil {
+			return res, err
+		}
+		b := ex
+		if currentID != "" {
+			if b, err = fd.evaluate(current, currentScale, j.opts.Space, true); err != nil {
+				return res, err
+			}
+		}
 		ts := newTrainingSet(fd.train, j.labels(fd.trainLabels, r), fd.extra, fd.hardExtra, fd.hardLabel)
+		ts.appendExperience(fd.trainExp, j.labels(fd.trainExpLabels, r), fd.trainExpTrack)
 		cand, steps, _, err := j.train(ctx, ts, r, start, f+1, rounds)
 		res.Steps += steps
 		if err != nil {
 			return res, err
 		}
 		j.progress(Progress{Phase: PhaseEvaluate, Round: f + 1, Rounds: rounds, Elapsed: time.Since(start)})
-		a, err := fd.evaluate(cand)
+		scale := distanceScale(cand, ts.x, ts.labels, r)
+		a, err := fd.evaluate(cand, scale, j.opts.Space, true)
 		if err != nil {
 			return res, err
 		}
+		frozen, experienced = append(frozen, fr), append(experienced, ex)
 		before, after = append(before, b), append(after, a)
 	}
+	res.Frozen, res.Experienced = meanMetrics(frozen), meanMetrics(experienced)
 	res.Before, res.After = meanMetrics(before), meanMetrics(after)
 	dec := Decide(res.Before, res.After, j.opts.Tolerance)
+	if currentID != "" && dec.Activate {
+		// A head is active: the candidate must also beat the experience
+		// alone (the frozen network with the same gallery), or the gains
+		// measured against the old head were the experience's.
+		if d2 := Decide(res.Experienced, res.After, j.opts.Tolerance); !d2.Activate {
+			dec.Activate, dec.Reason = false, d2.Reason+" (against the frozen network with the same experience)"
+		}
+	}
 	res.Gain, res.Reason = dec.Gain, dec.Reason
 
 	var all, extra [][]float32
@@ -828,6 +975,14 @@ func (j *Job) runOnce(ctx context.Context, adjust func(*JobOptions)) (Result, er
 		for _, v := range vs {
 			all = append(all, v)
 			allLabels = append(allLabels, i)
+		}
+	}
+	var allExp [][]float32
+	var allExpLabels []int
+	var allExpTrack []string
+	for i, xs := range ppl.exp {
+		for _, x := range xs {
+			allExp, allExpLabels, allExpTrack = append(allExp, x.vec), append(allExpLabels, i), append(allExpTrack, x.track)
 		}
 	}
 	for _, faces := range ppl.unknowns {
@@ -840,6 +995,7 @@ func (j *Job) runOnce(ctx context.Context, adjust func(*JobOptions)) (Result, er
 		extra = append(extra, n.vec)
 	}
 	ts := newTrainingSet(all, j.labels(allLabels, r), extra, hardExtra, hardLabel)
+	ts.appendExperience(allExp, j.labels(allExpLabels, r), allExpTrack)
 	cand, steps, loss, err := j.train(ctx, ts, r, start, rounds, rounds)
 	res.Steps += steps
 	res.FinalLoss = loss
@@ -847,6 +1003,7 @@ func (j *Job) runOnce(ctx context.Context, adjust func(*JobOptions)) (Result, er
 		return res, err
 	}
 	res.Head = cand
+	res.DistanceScale = distanceScale(cand, ts.x, ts.labels, r)
 	if err := ctx.Err(); err != nil {
 		return res, err // cancelled: commit nothing
 	}
@@ -861,9 +1018,13 @@ func (j *Job) runOnce(ctx context.Context, adjust func(*JobOptions)) (Result, er
 	for k, v := range res.Before.Map() {
 		metrics["before_"+k] = v
 	}
+	for k, v := range res.Experienced.Map() {
+		metrics["experienced_"+k] = v
+	}
+	metrics[enroll.MetricDistanceScale] = res.DistanceScale
 	hv := store.HeadVersion{Weights: weights, Metrics: metrics, Active: dec.Activate, Backbone: store.BackboneOf(j.opts.Backbone),
-		Note: fmt.Sprintf("on-device %s fine-tune on %d people, %d samples, %d unknown clusters (%d faces), %d negatives, from %s; guard (%d-fold over people): %s",
-			j.opts.Trainer.Loss, res.People, res.Samples, res.Unknowns, res.UnknownFaces, res.Negatives, headName(currentID), len(folds), dec.Reason)}
+		Note: fmt.Sprintf("on-device %s fine-tune on %d people, %d samples, %d experience faces, %d unknown clusters (%d faces), %d negatives, from %s; guard (%d-fold over people): %s",
+			j.opts.Trainer.Loss, res.People, res.Samples, res.Experience, res.Unknowns, res.UnknownFaces, res.Negatives, headName(currentID), len(folds), dec.Reason)}
 	if !dec.Activate {
 		hv.Note = "rejected: " + hv.Note
 	}
@@ -911,6 +1072,9 @@ func meanMetrics(ms []Metrics) Metrics {
 		out.OpenSetDPrime += m.OpenSetDPrime / n
 		out.UnseenTARAtFAR1 += m.UnseenTARAtFAR1 / n
 		out.UnseenAUC += m.UnseenAUC / n
+		out.DIRAtThreshold += m.DIRAtThreshold / n
+		out.FARAtThreshold += m.FARAtThreshold / n
+		out.Threshold += m.Threshold / n
 		out.Probes += m.Probes
 		out.Strangers += m.Strangers
 		out.Impostors += m.Impostors
@@ -1019,6 +1183,13 @@ func (j *Job) epochBatches(ts trainingSet, r *rand.Rand) ([]Batch, error) {
 			}
 		}
 		return out, nil
+	}
+	if ts.hasExperience() {
+		pairs, err := BuildDomainPairs(labels, ts.track, ts.stranger, ts.hard, j.opts.StrangerShare, j.opts.Pairs, r)
+		if err != nil {
+			return nil, err
+		}
+		return PairBatches(pairs, x, j.opts.BatchPairs), nil
 	}
 	pairs, err := BuildOpenPairs(labels, ts.stranger, ts.hard, j.opts.StrangerShare, j.opts.Pairs, r)
 	if err != nil {

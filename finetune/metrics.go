@@ -41,6 +41,13 @@ type Metrics struct {
 	// probes cannot sample directly; this pairwise check sees it.
 	UnseenTARAtFAR1 float64 `json:"unseen_tar_at_far_0.01"`
 	UnseenAUC       float64 `json:"unseen_auc"`
+	// DIRAtThreshold and FARAtThreshold are the operating point the daemon
+	// runs at: known probes accepted as the right person, and stranger
+	// probes accepted as anyone, at the threshold the gallery fitted
+	// itself (Threshold) in the measured space.
+	DIRAtThreshold float64 `json:"dir_at_threshold"`
+	FARAtThreshold float64 `json:"far_at_threshold"`
+	Threshold      float64 `json:"threshold"`
 	// Probes (known), Strangers (unknown probes) and Impostors (pairs)
 	// count what the figures are based on.
 	Probes    int `json:"probes"`
@@ -54,23 +61,29 @@ func (m Metrics) Map() map[string]float64 {
 		"top1": m.Top1, "dir_at_far_0.01": m.DIRAtFAR1, "dir_at_far_0.001": m.DIRAtFAR01,
 		"tar_at_far_0.01": m.TARAtFAR1, "tar_at_far_0.001": m.TARAtFAR01, "auc": m.AUC, "open_set_auc": m.OpenSetAUC, "open_set_dprime": m.OpenSetDPrime,
 		"unseen_tar_at_far_0.01": m.UnseenTARAtFAR1, "unseen_auc": m.UnseenAUC,
+		"dir_at_threshold": m.DIRAtThreshold, "far_at_threshold": m.FARAtThreshold, "threshold": m.Threshold,
 		"probes": float64(m.Probes), "stranger_probes": float64(m.Strangers), "impostor_pairs": float64(m.Impostors),
 	}
 }
 
-// guardedMetrics are the metrics the guard compares, in report order.
+// guardedMetrics are the metrics the guard compares, in report order:
+// the open-set figures of the real gallery (DIR at FAR 1% and 0.1%,
+// top-1, open-set AUC), its operating point (DIR and FAR at its own
+// fitted threshold: a head that lets in more strangers there is never
+// activated, whatever else it gains), and the 1:1 verification among
+// people the head never saw (does it still generalise?).
 var guardedMetrics = []struct {
-	name string
-	get  func(Metrics) float64
+	name        string
+	get         func(Metrics) float64
+	lowerBetter bool
 }{
-	{"dir_at_far_0.01", func(m Metrics) float64 { return m.DIRAtFAR1 }},
-	{"dir_at_far_0.001", func(m Metrics) float64 { return m.DIRAtFAR01 }},
-	{"tar_at_far_0.01", func(m Metrics) float64 { return m.TARAtFAR1 }},
-	{"top1", func(m Metrics) float64 { return m.Top1 }},
-	{"open_set_auc", func(m Metrics) float64 { return m.OpenSetAUC }},
-	{"auc", func(m Metrics) float64 { return m.AUC }},
-	{"unseen_tar_at_far_0.01", func(m Metrics) float64 { return m.UnseenTARAtFAR1 }},
-	{"unseen_auc", func(m Metrics) float64 { return m.UnseenAUC }},
+	{"dir_at_far_0.01", func(m Metrics) float64 { return m.DIRAtFAR1 }, false},
+	{"dir_at_far_0.001", func(m Metrics) float64 { return m.DIRAtFAR01 }, false},
+	{"top1", func(m Metrics) float64 { return m.Top1 }, false},
+	{"open_set_auc", func(m Metrics) float64 { return m.OpenSetAUC }, false},
+	{"dir_at_threshold", func(m Metrics) float64 { return m.DIRAtThreshold }, false},
+	{"far_at_threshold", func(m Metrics) float64 { return m.FARAtThreshold }, true},
+	{"unseen_auc", func(m Metrics) float64 { return m.UnseenAUC }, false},
 }
 
 // Decision is the guard's verdict on a candidate head.
@@ -93,6 +106,9 @@ func Decide(before, after Metrics, tolerance float64) Decision {
 		delta := g.get(after) - g.get(before)
 		d.Gain[g.name] = delta
 		changes = append(changes, fmt.Sprintf("%s %+.4f", g.name, delta))
+		if g.lowerBetter {
+			delta = -delta
+		}
 		if delta < -tolerance {
 			worse = append(worse, fmt.Sprintf("%s %.4f -> %.4f", g.name, g.get(before), g.get(after)))
 		}
