@@ -22,6 +22,7 @@ import (
 	"github.com/edged-dev/edged/enroll"
 	"github.com/edged-dev/edged/face"
 	"github.com/edged-dev/edged/gallery"
+	"github.com/edged-dev/edged/service"
 	"github.com/edged-dev/edged/store"
 )
 
@@ -49,6 +50,19 @@ type FewShotBackbone struct {
 // "rejected: <reason>").
 type FewShotFinetune func(ctx context.Context, run *FewShotRun) (finetuned FewShotResult, guard string, err error)
 
+// FewShotDegrade turns an image (JPEG or PNG bytes) into a frame of the
+// device's camera domain at downscale scale (package degrade's night frame:
+// 1/3 for the frame the probes get, 1/2 for the nearer first frame of an
+// experience track), seeded from name; it returns encoded bytes the
+// detector reads. It lives outside eval because it needs GoCV.
+type FewShotDegrade func(data []byte, name string, scale float64) ([]byte, error)
+
+// Scales of the degraded frames.
+const (
+	DegradeProbeScale = 1.0 / 3 // probes, strangers, the second frame of a track
+	DegradeNearScale  = 1.0 / 2 // the first, nearer frame of an experience track
+)
+
 // FewShotOptions configure NewFewShot and FewShot.Run.
 type FewShotOptions struct {
 	// Shots are the numbers of enrollment images per person, one setting
@@ -62,6 +76,24 @@ type FewShotOptions struct {
 	// clusters, as the daemon files unknown tracks); only the others are
 	// stranger probes. Needs Finetune.
 	SeenStrangers float64
+	// Degrade, when set, turns every probe and stranger image into a frame
+	// of the device's domain (DegradeName, e.g. "night") before detection
+	// (a miss counts as an error); enrollment shots stay clean.
+	Degrade     FewShotDegrade
+	DegradeName string
+	// Experience is the fraction F of each known person's non-enrollment
+	// images, and of the strangers (by person; it replaces SeenStrangers),
+	// the device lives through before scoring "experienced": each image
+	// arrives as a two-frame track (the nearer frame at DegradeNearScale,
+	// then the probe's frame; both clean without Degrade) through the
+	// daemon's own recognition path: pipeline.Recognizer with the real
+	// gallery and tracker, service.Experience filing the tracks recognised
+	// with high confidence, and the service's unknown-face clustering.
+	// Nothing is labelled by hand; none of these images is a probe.
+	Experience float64
+	// ExperienceOptions configure service.Experience (zero: the daemon's
+	// defaults).
+	ExperienceOptions service.ExperienceOptions
 	// Threshold is a fixed distance threshold (0: the gallery's fitted
 	// default).
 	Threshold float64
@@ -78,12 +110,27 @@ type FewShotOptions struct {
 	Logger *slog.Logger
 }
 
-// FewShotEntry is one element of "results": the frozen figures, plus the
-// fine-tuned ones with a Finetune step.
+// FewShotEntry is one element of "results": the frozen figures
+// (enrollment only, no experience), the gallery after the experience (no
+// new head) and, with a Finetune step, the candidate head's figures and
+// the guard's decision.
 type FewShotEntry struct {
 	FewShotResult
-	Finetuned *FewShotResult `json:"finetuned,omitempty"`
-	Guard     string         `json:"guard,omitempty"`
+	Experienced *FewShotResult `json:"experienced,omitempty"`
+	Finetuned   *FewShotResult `json:"finetuned,omitempty"`
+	Guard       string         `json:"guard,omitempty"`
+	// Live is what the experience did (tracks, faces filed, unknowns).
+	Live *FewShotLive `json:"live,omitempty"`
+}
+
+// FewShotLive counts what the device's experience did in one setting.
+type FewShotLive struct {
+	Images     int   `json:"images"`      // experience images (two-frame tracks)
+	Tracks     int64 `json:"tracks"`      // ended decided tracks
+	Filed      int64 `json:"filed"`       // tracks filed as experience of a person
+	Faces      int64 `json:"faces"`       // experience faces stored
+	WrongFiled int   `json:"wrong_filed"` // tracks filed under the wrong person (measured, not used)
+	Unknowns   int   `json:"unknowns"`    // unknown-face clusters afterwards
 }
 
 // FewShotReport is the whole `edged eval fewshot --json` object; its keys
@@ -95,8 +142,11 @@ type FewShotReport struct {
 	// SeenStrangers (--seen-strangers) is how many of the strangers the
 	// device saw before the fine-tune (their faces went into unknown-face
 	// clusters, none is a probe); the other strangers are the probes.
-	SeenStrangers int            `json:"seen_strangers,omitempty"`
-	Results       []FewShotEntry `json:"results"`
+	SeenStrangers int `json:"seen_strangers,omitempty"`
+	// Degrade names the probes' degradation ("" clean); Experience is F.
+	Degrade    string         `json:"degrade,omitempty"`
+	Experience float64        `json:"experience"`
+	Results    []FewShotEntry `json:"results"`
 }
 
 // FewShotImage is one image of the evaluation set, with its main face
@@ -106,6 +156,9 @@ type FewShotImage struct {
 	Raw          []float32
 	Quality      float32 // the main face's quality score
 	Err          string
+	// Probe is the embedding a probe of this image gets: Raw, or with
+	// Degrade the main face of the degraded frame (nil: no face found).
+	Probe []float32
 }
 
 // fewshotProbe is a probe image: Truth is "" for a stranger.
@@ -135,6 +188,12 @@ type FewShotRun struct {
 	// Backbone is the network the faces were embedded with.
 	Backbone FewShotBackbone
 	Logger   *slog.Logger
+	// Lived are the images of the known people the device lives through
+	// (with the seen strangers' when Experience is on); LivedSeen is true
+	// once the seen strangers went through the recognizer, so that
+	// SeeStrangers does not file them again.
+	Lived     []*FewShotImage
+	LivedSeen bool
 	// enrolled are the paths of the images enrolled (none is a probe).
 	enrolled []string
 	cleanup  func()
@@ -213,7 +272,11 @@ func NewFewShot(dir string, o FewShotOptions) (*FewShot, error) {
 	if len(f.people) == 0 {
 		return nil, fmt.Errorf("nobody in %s has %d or more images", dir, o.MinImages)
 	}
-	f.seen, f.strangers = splitSeenStrangers(strangers, o.SeenStrangers)
+	frac := o.SeenStrangers
+	if o.Experience > 0 {
+		frac = o.Experience
+	}
+	f.seen, f.strangers = splitSeenStrangers(strangers, frac)
 	return f, nil
 }
 
@@ -233,15 +296,16 @@ func (f *FewShot) Run(ctx context.Context, find enroll.Finder, emb enroll.Embedd
 	o := f.opts
 	cache := newFaceCache(find, emb)
 	start := time.Now()
-	if err := embedFewshotSet(ctx, f.set, cache, o.Workers, o.Progress); err != nil {
+	if err := embedFewshotSet(ctx, f.set, cache, o.Workers, o.Degrade, o.Progress); err != nil {
 		return nil, err
 	}
 	o.Logger.Debug("embedded the image set", "images", f.set.count, "took", time.Since(start))
 
 	out := &FewShotOutcome{Images: f.set.count,
-		Report: FewShotReport{Backbone: o.Backbone.ID, People: len(f.people), Strangers: len(f.strangers), SeenStrangers: len(f.seen)}}
+		Report: FewShotReport{Backbone: o.Backbone.ID, People: len(f.people), Strangers: len(f.strangers), SeenStrangers: len(f.seen),
+			Degrade: o.DegradeName, Experience: o.Experience}}
 	for _, k := range o.Shots {
-		run, err := enrollFewshot(ctx, f.set, f.people, f.strangers, f.seen, k, o.Threshold, o.Backbone, cache, o.Logger)
+		run, err := enrollFewshot(ctx, f.set, f.people, f.strangers, f.seen, k, o.Threshold, o.Backbone, cache, o.Experience, o.Logger)
 		if err != nil {
 			return nil, err
 		}
@@ -251,6 +315,19 @@ func (f *FewShot) Run(ctx context.Context, find enroll.Finder, emb enroll.Embedd
 			return nil, err
 		}
 		entry := FewShotEntry{FewShotResult: res}
+		if o.Experience > 0 {
+			live, err := run.Live(ctx, cache, o.Degrade, o.ExperienceOptions)
+			if err != nil {
+				run.Close()
+				return nil, fmt.Errorf("experience (%d shots): %w", k, err)
+			}
+			ex, _, err := run.Score(run.Gallery)
+			if err != nil {
+				run.Close()
+				return nil, err
+			}
+			entry.Experienced, entry.Live = &ex, &live
+		}
 		if o.Finetune != nil {
 			ft, guard, err := o.Finetune(ctx, run)
 			if err != nil {
@@ -278,6 +355,11 @@ func (f *FewShot) WriteText(w io.Writer, out *FewShotOutcome, took time.Duration
 	for _, e := range report.Results {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%.4f\t%.4f\t%.4f\t%.3f\t%.4f\t%.4f\t\n", e.Shots, e.Probes, e.UnknownProbes,
 			e.Top1, e.DIRAtFAR1, e.DIRAtFAR01, e.Threshold, e.DIRAtThresh, e.FalseAccept)
+		if e.Experienced != nil {
+			f := e.Experienced
+			fmt.Fprintf(tw, "+experience\t%d\t%d\t%.4f\t%.4f\t%.4f\t%.3f\t%.4f\t%.4f\t(%d tracks filed, %d faces)\n", f.Probes, f.UnknownProbes,
+				f.Top1, f.DIRAtFAR1, f.DIRAtFAR01, f.Threshold, f.DIRAtThresh, f.FalseAccept, e.Live.Filed, e.Live.Faces)
+		}
 		if e.Finetuned != nil {
 			f := e.Finetuned
 			fmt.Fprintf(tw, "+finetune\t%d\t%d\t%.4f\t%.4f\t%.4f\t%.3f\t%.4f\t%.4f\t(%s)\n", f.Probes, f.UnknownProbes,
@@ -383,7 +465,7 @@ func (c *faceCache) Embed(chips []face.Chip) ([]face.Embedding, error) {
 
 // embedFewshotSet finds and embeds the main face of every image (what a
 // probe is matched with), filling the cache the enrollments use too.
-func embedFewshotSet(ctx context.Context, set *fewshotSet, cache *faceCache, workers int, progress func(done, total int)) error {
+func embedFewshotSet(ctx context.Context, set *fewshotSet, cache *faceCache, workers int, degrade FewShotDegrade, progress func(done, total int)) error {
 	var all []*FewShotImage
 	for _, p := range set.order {
 		all = append(all, set.images[p]...)
@@ -398,6 +480,10 @@ func embedFewshotSet(ctx context.Context, set *fewshotSet, cache *faceCache, wor
 			defer wg.Done()
 			for im := range work {
 				im.Raw, im.Quality, im.Err = embedMainFace(im.Path, cache)
+				im.Probe = im.Raw
+				if degrade != nil {
+					im.Probe = embedDegraded(im.Path, cache, degrade, DegradeProbeScale)
+				}
 				if progress != nil {
 					progressMu.Lock()
 					done++
@@ -439,6 +525,30 @@ func embedMainFace(path string, cache *faceCache) ([]float32, float32, string) {
 	return embs[0], faces[i].Quality.Score, ""
 }
 
+// embedDegraded embeds the main face of the image's degraded frame (nil:
+// no face, or the image could not be degraded).
+func embedDegraded(path string, cache *faceCache, degrade FewShotDegrade, scale float64) []float32 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	frame, err := degrade(data, path, scale)
+	if err != nil {
+		return nil
+	}
+	faces, err := cache.DetectBytes(frame)
+	if err != nil || len(faces) == 0 {
+		return nil
+	}
+	w, h := imageSize(frame)
+	i, _ := enroll.MainFace(faces, w, h, 1)
+	embs, err := cache.Embed([]face.Chip{faces[i].Chip})
+	if err != nil {
+		return nil
+	}
+	return embs[0]
+}
+
 func imageSize(data []byte) (int, int) {
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
@@ -453,7 +563,7 @@ func imageSize(data []byte) (int, int) {
 // the people's other images (refused ones included), and every image of
 // the strangers; the images of the seen strangers go to run.Seen.
 func enrollFewshot(ctx context.Context, set *fewshotSet, people, strangers, seen []string, k int, threshold float64,
-	bb FewShotBackbone, cache *faceCache, logger *slog.Logger) (*FewShotRun, error) {
+	bb FewShotBackbone, cache *faceCache, experience float64, logger *slog.Logger) (*FewShotRun, error) {
 	dir, err := os.MkdirTemp("", "edged-fewshot-")
 	if err != nil {
 		return nil, err
@@ -503,17 +613,26 @@ func enrollFewshot(ctx context.Context, set *fewshotSet, people, strangers, seen
 				run.IDs[p] = res.PersonID
 			}
 		}
+		var rest []*FewShotImage
 		for i, im := range imgs {
 			if used[i] {
 				run.enrolled = append(run.enrolled, im.Path)
 			} else {
-				run.Known = append(run.Known, fewshotProbe{Truth: p, Raw: im.Raw, Path: im.Path})
+				rest = append(rest, im)
+			}
+		}
+		lived := pickExperience(rest, experience)
+		for _, im := range rest {
+			if lived[im] {
+				run.Lived = append(run.Lived, im)
+			} else {
+				run.Known = append(run.Known, fewshotProbe{Truth: p, Raw: im.Probe, Path: im.Path})
 			}
 		}
 	}
 	for _, p := range strangers {
 		for _, im := range set.images[p] {
-			run.Unknown = append(run.Unknown, fewshotProbe{Raw: im.Raw, Path: im.Path})
+			run.Unknown = append(run.Unknown, fewshotProbe{Raw: im.Probe, Path: im.Path})
 		}
 	}
 	for _, p := range seen {
@@ -602,6 +721,9 @@ func splitSeenStrangers(strangers []string, frac float64) (seen, probes []string
 // floor are dropped as the daemon drops them). It returns the number of
 // images filed and accepted as somebody.
 func (run *FewShotRun) SeeStrangers() (filed, accepted int, err error) {
+	if run.LivedSeen {
+		return 0, 0, nil // they went through the recognizer (Live)
+	}
 	u := gallery.NewUnknowns(gallery.UnknownOptions{Space: run.Backbone.Space})
 	if _, err := enroll.LoadUnknowns(run.Store, u, run.Backbone.ID); err != nil {
 		return 0, 0, err

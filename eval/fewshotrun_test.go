@@ -161,12 +161,12 @@ func TestFewShotSplit(t *testing.T) {
 		t.Fatalf("%s is seen and a stranger probe", f.seen[0])
 	}
 	cache := newFaceCache(fakeFinder{}, fakeEmbedder{})
-	if err := embedFewshotSet(t.Context(), f.set, cache, 2, nil); err != nil {
+	if err := embedFewshotSet(t.Context(), f.set, cache, 2, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	usable := map[string]int{"alice": 5, "bob": 6, "carol": 0}
 	for _, k := range []int{1, 2, 5} {
-		run, err := enrollFewshot(t.Context(), f.set, f.people, f.strangers, f.seen, k, 0, f.opts.Backbone, cache, f.opts.Logger)
+		run, err := enrollFewshot(t.Context(), f.set, f.people, f.strangers, f.seen, k, 0, f.opts.Backbone, cache, 0, f.opts.Logger)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -68,7 +68,7 @@ func TestEvaluateHandComputed(t *testing.T) {
 	if wantD := (ms - ks) / math.Sqrt(vs/2); math.Abs(m.OpenSetDPrime-wantD) > 1e-5 {
 		t.Errorf("d' = %v, want %v", m.OpenSetDPrime, wantD)
 	}
-	if len(m.Map()) != 13 {
+	if len(m.Map()) != 16 {
 		t.Errorf("Map has %d keys", len(m.Map()))
 	}
 }

@@ -139,7 +139,10 @@ func (x *Experience) Run(ctx context.Context) error {
 	}
 }
 
-// wanted is the filing rule: recognised with high confidence.
+// Wanted is the filing rule: the track was recognised (the camera's
+// threshold applied) with high confidence (MinConfidence).
+func (x *Experience) Wanted(t pipeline.TrackRecord) bool { return x.wanted(t) }
+
 func (x *Experience) wanted(t pipeline.TrackRecord) bool {
 	return t.Known && t.Match.PersonID != "" && t.Match.Confidence >= x.o.MinConfidence
 }

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edged-dev/edged/degrade"
 	"github.com/edged-dev/edged/eval"
 	"github.com/edged-dev/edged/eval/fewshotft"
+	"github.com/edged-dev/edged/service"
 )
 
 func init() { registerEval("fewshot", runEvalFewshot) }
@@ -33,6 +35,12 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 	finetune := fs.Bool("finetune", false, "also fine-tune on the enrollments and report both (results[].finetuned, guard)")
 	seenShare := fs.Float64("seen-strangers", 0, "with --finetune: this fraction of the strangers (by person) is seen by the device before the fine-tune "+
 		"(their faces become unknown-face clusters, as the daemon files unknown tracks); only the others are stranger probes, for frozen and fine-tuned alike")
+	degradeFlag := fs.String("degrade", "", "turn every probe and stranger image into a frame of another camera domain before detection: night "+
+		"(1/3 size INTER_AREA, grey, Gaussian noise sigma 4 seeded from the file name, JPEG q50, back to size INTER_LINEAR, 3 channels); enrollment shots stay clean")
+	experience := fs.Float64("experience", 0.5, "before scoring, the device lives through this fraction of each known person's non-enrollment images and of the strangers "+
+		"(by person), each as a two-frame track through the daemon's recognition path (tracker, decision, experience, unknown clusters); "+
+		"none of them is a probe; results[].experienced; 0: off")
+	xMinConf := fs.Float64("experience-min-confidence", 0, "a track's decision confidence needed to file its frames as experience (0: the daemon's default)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return exitUsage, err
 	}
@@ -54,9 +62,19 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 	if *minImages < 1 {
 		return exitUsage, usageError("--min-images must be at least 1")
 	}
+	degradeName, err := degrade.Parse(*degradeFlag)
+	if err != nil {
+		return exitUsage, usageError("--degrade: %v", err)
+	}
+	if *experience < 0 || *experience >= 1 || *experience != *experience {
+		return exitUsage, usageError("--experience must be in [0, 1)")
+	}
 	seenFrac := *seenShare
 	if seenFrac < 0 || seenFrac >= 1 || seenFrac != seenFrac {
 		return exitUsage, usageError("--seen-strangers must be in [0, 1)")
+	}
+	if seenFrac > 0 && *experience > 0 {
+		return exitUsage, usageError("--seen-strangers is for --experience 0 (the experience sees that fraction of the strangers itself)")
 	}
 	if seenFrac > 0 && !*finetune {
 		return exitUsage, usageError("--seen-strangers needs --finetune")
@@ -67,7 +85,11 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	opts := eval.FewShotOptions{Shots: shots, MinImages: *minImages, SeenStrangers: seenFrac, Threshold: *threshold,
-		Backbone: eval.FewShotBackbone{ID: bb.ID, Space: bb.Space, Dim: bb.Dim}, Workers: max(1, *workers), Logger: logger}
+		Backbone: eval.FewShotBackbone{ID: bb.ID, Space: bb.Space, Dim: bb.Dim}, Workers: max(1, *workers), Logger: logger,
+		Experience: *experience, ExperienceOptions: service.ExperienceOptions{MinConfidence: *xMinConf}}
+	if degradeName == degrade.Night {
+		opts.Degrade, opts.DegradeName = nightFrame, degradeName
+	}
 	if *finetune {
 		opts.Finetune = fewshotft.Finetune
 	}
@@ -99,4 +121,9 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 	}
 	harness.WriteText(os.Stdout, out, time.Since(start))
 	return exitOK, nil
+}
+
+// nightFrame is eval.FewShotDegrade for --degrade night.
+func nightFrame(data []byte, name string, scale float64) ([]byte, error) {
+	return degrade.NightBytes(data, name, degrade.Options{Scale: scale})
 }

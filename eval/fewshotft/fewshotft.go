@@ -58,17 +58,28 @@ func Finetune(ctx context.Context, run *eval.FewShotRun) (eval.FewShotResult, st
 		run.Logger.Info("seen strangers", "shots", run.Shots, "images", len(run.Seen), "filed", filed,
 			"accepted_as_somebody", accepted, "unknown_clusters", len(us))
 	}
-	job := finetune.NewJob(run.Store, storeActiveHead{run}, finetune.JobOptions{Backbone: run.Backbone.ID, Trainer: finetune.TrainerOptions{Dim: run.Backbone.Dim}, Logger: run.Logger, Seed: int64(run.Shots)})
+	job := finetune.NewJob(run.Store, storeActiveHead{run}, finetune.JobOptions{Backbone: run.Backbone.ID, Space: run.Backbone.Space,
+		Trainer: finetune.TrainerOptions{Dim: run.Backbone.Dim}, Logger: run.Logger, Seed: int64(run.Shots)})
 	res, err := job.RunOnce(ctx)
 	if err != nil {
 		return eval.FewShotResult{}, "", err
 	}
 	run.Logger.Info("fine-tune", "shots", run.Shots, "guard", res.Guard(), "steps", res.Steps, "took", res.Duration,
-		"unknowns", res.Unknowns, "unknown_faces", res.UnknownFaces, "negatives", res.Negatives)
+		"experience", res.Experience, "unknowns", res.Unknowns, "unknown_faces", res.UnknownFaces, "negatives", res.Negatives,
+		"distance_scale", res.DistanceScale)
+	for _, m := range []struct {
+		name string
+		m    finetune.Metrics
+	}{{"frozen", res.Frozen}, {"experienced", res.Experienced}, {"before", res.Before}, {"after", res.After}} {
+		run.Logger.Info("guard folds", "shots", run.Shots, "what", m.name, "dir_at_far_0.01", m.m.DIRAtFAR1, "dir_at_far_0.001", m.m.DIRAtFAR01,
+			"dir_at_threshold", m.m.DIRAtThreshold, "far_at_threshold", m.m.FARAtThreshold, "top1", m.m.Top1, "unseen_auc", m.m.UnseenAUC,
+			"probes", m.m.Probes, "strangers", m.m.Strangers)
+	}
 	if !res.Activated && res.Head != nil {
-		// Measure the rejected candidate on the same gallery, then put the
+		// Measure the rejected candidate on the same gallery (calibrated
+		// with its distance scale, as it would have been), then put the
 		// frozen matching space back (the daemon would not have switched).
-		if err := run.Gallery.SetProjector(res.Head); err != nil {
+		if err := run.Gallery.SetProjector(scaled{res.Head, res.DistanceScale}); err != nil {
 			return eval.FewShotResult{}, "", err
 		}
 		defer run.Gallery.SetProjector(nil)
@@ -79,6 +90,14 @@ func Finetune(ctx context.Context, run *eval.FewShotRun) (eval.FewShotResult, st
 	}
 	return ft, res.Guard(), nil
 }
+
+// scaled is a candidate head with its distance scale.
+type scaled struct {
+	*head.Head
+	scale float64
+}
+
+func (s scaled) DistanceScale() float64 { return s.scale }
 
 var (
 	_ finetune.Projectable = storeActiveHead{}
