@@ -575,8 +575,8 @@ type fold struct {
 	trainExp       [][]float32
 	trainExpLabels []int
 	trainExpTrack  []string
-	strangers   [][]float32 // every sample of the fold's held-out people (and unknown clusters)
-	strangerIDs []int
+	strangers      [][]float32 // every sample of the fold's held-out people (and unknown clusters)
+	strangerIDs    []int
 	// extra are the strangers trained on (unknown clusters not held out,
 	// "not X" samples); hard pairs extra[i] with label hardLabel[i]'s
 	// training samples ("not X" feedback).
