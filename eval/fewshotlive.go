@@ -46,10 +46,12 @@ func (discardEvents) AddEvent(pipeline.Event) {}
 // Live makes the device live through its experience, through the daemon's
 // own recognition path: the images of run.Lived (known people) and
 // run.Seen (strangers), in path order, each as a two-frame track of
-// camera "eval" on a media clock (frame 1: degraded at DegradeNearScale,
-// frame 2 at DegradeProbeScale, 200 ms later; both the clean image
-// without degrade; the next image 10 s later, so the tracker ends and
-// decides each track before the next). Every face the detector finds in a
+// camera "eval" (frame 1: degraded at DegradeNearScale, frame 2 at
+// DegradeProbeScale, 200 ms later; both the clean image without degrade;
+// the next image 10 s later, so the tracker ends and decides each track
+// before the next). The frames carry wall-clock times ending now (the
+// unknown identities they create are recent, as a daemon's are: the
+// fine-tune leaves out identities older than its UnknownMaxAge). Every face the detector finds in a
 // frame is handed to a pipeline.Recognizer with the run's gallery and the
 // backbone's tracker options; its decisions reach the service's
 // unknown-face clustering (unknown tracks) and service.Experience (ended
@@ -71,7 +73,7 @@ func (run *FewShotRun) Live(ctx context.Context, cache *faceCache, degrade FewSh
 	truth := map[uint64]string{} // track -> person folder, to count mistakes only
 	sink := &countingSink{inner: xp.Sink(), xp: xp, truth: truth, ids: run.IDs}
 	rec, err := pipeline.NewRecognizer(pipeline.RecognizerOptions{
-		Camera: "eval", Gallery: run.Gallery, Embedder: cache, MediaClock: true,
+		Camera: "eval", Gallery: run.Gallery, Embedder: cache,
 		Tracker:  gallery.TrackerOptions{Space: run.Backbone.Space},
 		Unknowns: svc, Experience: sink, Logger: run.Logger,
 	})
@@ -85,6 +87,7 @@ func (run *FewShotRun) Live(ctx context.Context, cache *faceCache, degrade FewSh
 		stranger[im] = true
 	}
 	var acc discardEvents
+	start := time.Now().Add(-time.Duration(len(imgs)+1) * 10 * time.Second)
 	for i, im := range imgs {
 		if err := ctx.Err(); err != nil {
 			return live, err
@@ -105,7 +108,7 @@ func (run *FewShotRun) Live(ctx context.Context, cache *faceCache, degrade FewSh
 			if err != nil {
 				continue // a miss: the frame has no face
 			}
-			pf := &pipeline.Frame{Camera: "eval", MediaTime: base + time.Duration(f)*200*time.Millisecond, Faces: make([]pipeline.Face, len(faces))}
+			pf := &pipeline.Frame{Camera: "eval", Time: start.Add(base + time.Duration(f)*200*time.Millisecond), Faces: make([]pipeline.Face, len(faces))}
 			for k, fc := range faces {
 				pf.Faces[k] = pipeline.Face{Face: fc}
 			}

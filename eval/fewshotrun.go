@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"image"
 	_ "image/jpeg" // imageSize: enroll.MainFace weighs faces by the image's size
 	_ "image/png"
@@ -103,6 +104,14 @@ type FewShotOptions struct {
 	// Finetune, when set, also fine-tunes after each setting's
 	// enrollments (results[].finetuned, guard).
 	Finetune FewShotFinetune
+	// Half, when 1 or 2, keeps only one half of the people (known and
+	// strangers): those whose FNV-64a of the folder name is even (1) or
+	// odd (2). Defaults are fitted on one half and reported on the other.
+	Half int
+	// CacheFile, when set, keeps the detections and embeddings across
+	// runs (a development aid for fitting defaults: loaded before, saved
+	// after; delete it when the models or the images change).
+	CacheFile string
 	// Progress is called after each image embedded, with (done, total),
 	// one call at a time.
 	Progress func(done, total int)
@@ -263,6 +272,13 @@ func NewFewShot(dir string, o FewShotOptions) (*FewShot, error) {
 	f := &FewShot{dir: dir, opts: o, set: set}
 	var strangers []string
 	for _, p := range set.order {
+		if o.Half == 1 || o.Half == 2 {
+			h := fnv.New64a()
+			h.Write([]byte(p))
+			if int(h.Sum64()%2)+1 != o.Half {
+				continue
+			}
+		}
 		if len(set.images[p]) >= o.MinImages {
 			f.people = append(f.people, p)
 		} else {
@@ -295,6 +311,16 @@ type FewShotOutcome struct {
 func (f *FewShot) Run(ctx context.Context, find enroll.Finder, emb enroll.Embedder) (*FewShotOutcome, error) {
 	o := f.opts
 	cache := newFaceCache(find, emb)
+	if o.CacheFile != "" {
+		if err := cache.load(o.CacheFile); err != nil {
+			o.Logger.Warn("face cache not loaded", "file", o.CacheFile, "err", err)
+		}
+		defer func() {
+			if err := cache.save(o.CacheFile); err != nil {
+				o.Logger.Warn("face cache not saved", "file", o.CacheFile, "err", err)
+			}
+		}()
+	}
 	start := time.Now()
 	if err := embedFewshotSet(ctx, f.set, cache, o.Workers, o.Degrade, o.Progress); err != nil {
 		return nil, err
@@ -740,8 +766,10 @@ func (run *FewShotRun) SeeStrangers() (filed, accepted int, err error) {
 			accepted++
 			continue
 		}
-		// One second apart: each image is its own appearance.
-		at := time.Unix(int64(i), 0).UTC()
+		// One second apart: each image is its own appearance, recent (the
+		// fine-tune leaves out identities older than its UnknownMaxAge;
+		// times near 1970 kept every seen stranger out of it).
+		at := time.Now().Add(time.Duration(i-len(run.Seen)) * time.Second).UTC()
 		_, _, ok, err := run.Enroller.ObserveUnknown(u, []gallery.UnknownFace{{Embedding: im.Raw, Quality: im.Quality, Time: at, Camera: "eval"}})
 		if err != nil {
 			return filed, accepted, err

@@ -13,6 +13,7 @@ import (
 	"github.com/edged-dev/edged/degrade"
 	"github.com/edged-dev/edged/eval"
 	"github.com/edged-dev/edged/eval/fewshotft"
+	ftopts "github.com/edged-dev/edged/finetune"
 	"github.com/edged-dev/edged/service"
 )
 
@@ -41,6 +42,15 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 		"(by person), each as a two-frame track through the daemon's recognition path (tracker, decision, experience, unknown clusters); "+
 		"none of them is a probe; results[].experienced; 0: off")
 	xMinConf := fs.Float64("experience-min-confidence", 0, "a track's decision confidence needed to file its frames as experience (0: the daemon's default)")
+	half := fs.Int("half", 0, "1 or 2: only one half of the people (by FNV-64a of the name; fit defaults on one, report on the other); 0: all")
+	cacheFile := fs.String("cache", "", "keep detections and embeddings in this file across runs (development aid)")
+	ftEpochs := fs.Int("ft-epochs", 0, "with --finetune: epochs (0: the job's default)")
+	ftLR := fs.Float64("ft-lr", 0, "with --finetune: learning rate (0: the job's default)")
+	ftAnchor := fs.Float64("ft-anchor", 0, "with --finetune: anchor decay toward the identity (0: default; negative: none)")
+	ftLayers := fs.Int("ft-layers", 0, "with --finetune: head layers, 1 linear, 2 with a PReLU (0: default)")
+	ftMargin := fs.Float64("ft-margin", 0, "with --finetune: contrastive margin (0: default)")
+	ftShare := fs.Float64("ft-stranger-share", 0, "with --finetune: share of negatives against strangers (0: default)")
+	ftNeg := fs.Int("ft-negatives", 0, "with --finetune: negatives per positive (0: default 3)")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return exitUsage, err
 	}
@@ -90,8 +100,11 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 	if degradeName == degrade.Night {
 		opts.Degrade, opts.DegradeName = nightFrame, degradeName
 	}
+	opts.Half, opts.CacheFile = *half, *cacheFile
 	if *finetune {
-		opts.Finetune = fewshotft.Finetune
+		opts.Finetune = fewshotft.WithOptions(ftopts.JobOptions{Epochs: *ftEpochs, StrangerShare: *ftShare,
+			Pairs:   ftopts.PairOptions{NegativesPerPositive: *ftNeg},
+			Trainer: ftopts.TrainerOptions{LearningRate: *ftLR, AnchorDecay: *ftAnchor, Layers: *ftLayers, Margin: *ftMargin}})
 	}
 	var bar *progressBar
 	opts.Progress = func(done, total int) {

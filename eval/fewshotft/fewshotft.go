@@ -43,9 +43,22 @@ func (a storeActiveHead) SetHead(*head.Head) error {
 	return a.run.Gallery.SetProjector(p)
 }
 
-// Finetune is an eval.FewShotFinetune: the seen strangers first
-// (run.SeeStrangers), then one fine-tune job on run.Store.
+// Finetune is an eval.FewShotFinetune with the job's defaults: the seen
+// strangers first (run.SeeStrangers, unless the experience saw them), then
+// one fine-tune job on run.Store.
 func Finetune(ctx context.Context, run *eval.FewShotRun) (eval.FewShotResult, string, error) {
+	return WithOptions(finetune.JobOptions{})(ctx, run)
+}
+
+// WithOptions is Finetune with job options (their Backbone, Space,
+// Trainer.Dim, Logger and Seed are the run's): for fitting the defaults.
+func WithOptions(o finetune.JobOptions) eval.FewShotFinetune {
+	return func(ctx context.Context, run *eval.FewShotRun) (eval.FewShotResult, string, error) {
+		return finetuneWith(ctx, run, o)
+	}
+}
+
+func finetuneWith(ctx context.Context, run *eval.FewShotRun, o finetune.JobOptions) (eval.FewShotResult, string, error) {
 	if len(run.Seen) > 0 {
 		filed, accepted, err := run.SeeStrangers()
 		if err != nil {
@@ -58,8 +71,8 @@ func Finetune(ctx context.Context, run *eval.FewShotRun) (eval.FewShotResult, st
 		run.Logger.Info("seen strangers", "shots", run.Shots, "images", len(run.Seen), "filed", filed,
 			"accepted_as_somebody", accepted, "unknown_clusters", len(us))
 	}
-	job := finetune.NewJob(run.Store, storeActiveHead{run}, finetune.JobOptions{Backbone: run.Backbone.ID, Space: run.Backbone.Space,
-		Trainer: finetune.TrainerOptions{Dim: run.Backbone.Dim}, Logger: run.Logger, Seed: int64(run.Shots)})
+	o.Backbone, o.Space, o.Trainer.Dim, o.Logger, o.Seed = run.Backbone.ID, run.Backbone.Space, run.Backbone.Dim, run.Logger, int64(run.Shots)
+	job := finetune.NewJob(run.Store, storeActiveHead{run}, o)
 	res, err := job.RunOnce(ctx)
 	if err != nil {
 		return eval.FewShotResult{}, "", err
