@@ -204,7 +204,22 @@ type Recognition struct {
 	// is not loaded, not trained on, and deleted with its faces. Default
 	// 720h (30 days); 0: never.
 	UnknownTTL time.Duration `yaml:"unknown_ttl"`
+	// Experience keeps device experience (default true): the frames of
+	// tracks recognised with high confidence become in-domain faces of
+	// that person (their own gallery clusters; the fine-tune pairs them
+	// with the enrollment photos). service.ExperienceOptions.
+	Experience *bool `yaml:"experience"`
+	// ExperienceMinConfidence is the decision confidence (0..1) a track
+	// needs to label itself. Default 0.9.
+	ExperienceMinConfidence float64 `yaml:"experience_min_confidence"`
+	// ExperienceMaxPerPerson and ExperienceMaxTotal bound the experience
+	// faces kept (least recently seen out first). Defaults 60 and 3000.
+	ExperienceMaxPerPerson int `yaml:"experience_max_per_person"`
+	ExperienceMaxTotal     int `yaml:"experience_max_total"`
 }
+
+// ExperienceOn reports whether recognition.experience is on (default).
+func (r Recognition) ExperienceOn() bool { return r.Experience == nil || *r.Experience }
 
 // UnknownBounds maps recognition.unknown_max and unknown_ttl onto
 // gallery.UnknownOptions.Max and MaxAge (and finetune.JobOptions.
@@ -331,6 +346,11 @@ func Default() Config {
 			UnknownClusters: yes(),
 			UnknownMax:      1000,
 			UnknownTTL:      30 * 24 * time.Hour,
+			Experience:      yes(),
+			// service.DefaultExperience* (config stays free of service).
+			ExperienceMinConfidence: 0.9,
+			ExperienceMaxPerPerson:  60,
+			ExperienceMaxTotal:      3000,
 		},
 		Pipeline: Pipeline{FaceQueue: 4, EventQueue: 256, EmbedBatch: 16, EmbedWait: 5 * time.Millisecond},
 		Finetune: Finetune{Enabled: yes(), Debounce: 30 * time.Second},

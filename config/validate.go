@@ -133,6 +133,15 @@ func (c *Config) Validate() error {
 	if r.UnknownTTL < 0 || (r.UnknownTTL > 0 && r.UnknownTTL < time.Hour) {
 		ps.add("recognition.unknown_ttl", "%v: want 0 (never) or at least 1h", r.UnknownTTL)
 	}
+	if r.ExperienceMinConfidence < 0 || r.ExperienceMinConfidence > 1 || r.ExperienceMinConfidence != r.ExperienceMinConfidence {
+		ps.add("recognition.experience_min_confidence", "%v: want 0..1 (0: the default)", r.ExperienceMinConfidence)
+	}
+	if r.ExperienceMaxPerPerson < 0 || r.ExperienceMaxPerPerson > 10000 {
+		ps.add("recognition.experience_max_per_person", "%d: want 0 (default) .. 10000", r.ExperienceMaxPerPerson)
+	}
+	if r.ExperienceMaxTotal < 0 || r.ExperienceMaxTotal > 1000000 {
+		ps.add("recognition.experience_max_total", "%d: want 0 (default) .. 1000000", r.ExperienceMaxTotal)
+	}
 
 	p := c.Pipeline
 	intRange(&ps, "pipeline.face_queue", p.FaceQueue, 1, 1024)
