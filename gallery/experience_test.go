@@ -1,0 +1,84 @@
+package gallery
+
+import (
+	"math/rand"
+	"testing"
+)
+
+func randUnit(r *rand.Rand, dim int) []float32 {
+	v := make([]float32, dim)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return normalized(v)
+}
+
+func jitter(r *rand.Rand, v []float32, s float64) []float32 {
+	out := make([]float32, len(v))
+	for i := range v {
+		out[i] = v[i] + float32(s*r.NormFloat64())
+	}
+	return out
+}
+
+// TestExperienceClustersApart: experience faces form clusters of their
+// own, marked, that match their domain's faces, and the threshold is
+// fitted on the samples alone (as without them).
+func TestExperienceClustersApart(t *testing.T) {
+	r := rand.New(rand.NewSource(3))
+	var plain, withExp []Person
+	nights := map[string][]float32{}
+	for i := 0; i < 12; i++ {
+		c := randUnit(r, 128)
+		night := randUnit(r, 128) // another look altogether
+		p := Person{ID: string(rune('a' + i)), Name: string(rune('A' + i))}
+		for j := 0; j < 3; j++ {
+			p.Samples = append(p.Samples, Sample{ID: p.ID + string(rune('0'+j)), Embedding: jitter(r, c, 0.02), Quality: 1})
+		}
+		plain = append(plain, p)
+		p.Experience = []Sample{{ID: p.ID + "x0", Embedding: jitter(r, night, 0.02), Quality: 0.5}, {ID: p.ID + "x1", Embedding: jitter(r, night, 0.02), Quality: 0.5}}
+		withExp = append(withExp, p)
+		nights[p.ID] = night
+	}
+	g0, g1 := New(Options{}), New(Options{})
+	if err := g0.Load(plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := g1.Load(withExp); err != nil {
+		t.Fatal(err)
+	}
+	cs, _ := g1.PersonClusters("a")
+	if len(cs) != 2 || cs[0].Experience || !cs[1].Experience || cs[0].Count != 3 || cs[1].Count != 2 {
+		t.Fatalf("clusters %+v: want the 3 samples' then the 2 experience faces'", cs)
+	}
+	if in := g1.Info(); in.Experience != 24 || in.Samples != 36 {
+		t.Fatalf("info %+v", in)
+	}
+	c0, c1 := g0.Info().Calibration, g1.Info().Calibration
+	if c0.GenuineMean != c1.GenuineMean || c0.Points != c1.Points {
+		t.Fatalf("experience moved the same-person fit: %+v vs %+v", c0, c1)
+	}
+	m0, _ := g0.Match(jitter(r, nights["c"], 0.02))
+	m1, _ := g1.Match(jitter(r, nights["c"], 0.02))
+	if m0.Known || !m1.Known || m1.PersonID != "c" || m1.Cluster != 1 {
+		t.Fatalf("a night face: without experience %+v, with %+v; want unknown, then c by its experience cluster", m0, m1)
+	}
+}
+
+type scaledIdentity float64
+
+func (s scaledIdentity) Project(v []float32) []float32 { return v }
+func (s scaledIdentity) DistanceScale() float64       { return float64(s) }
+
+// TestDistanceScaleScalesPrior: a projector's distance scale scales the
+// calibration prior (a gallery too small to measure keeps the prior).
+func TestDistanceScaleScalesPrior(t *testing.T) {
+	g := New(Options{Space: MobileFaceNetSpace})
+	t0 := g.Threshold()
+	if err := g.SetProjector(scaledIdentity(0.5)); err != nil {
+		t.Fatal(err)
+	}
+	if t1 := g.Threshold(); t1 > 0.51*t0 || t1 < 0.49*t0 {
+		t.Fatalf("threshold %.3f with scale 0.5, %.3f without", t1, t0)
+	}
+}
