@@ -68,7 +68,7 @@ func TestExperienceClustersApart(t *testing.T) {
 type scaledIdentity float64
 
 func (s scaledIdentity) Project(v []float32) []float32 { return v }
-func (s scaledIdentity) DistanceScale() float64       { return float64(s) }
+func (s scaledIdentity) DistanceScale() float64        { return float64(s) }
 
 // TestDistanceScaleScalesPrior: a projector's distance scale scales the
 // calibration prior (a gallery too small to measure keeps the prior).
