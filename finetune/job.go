@@ -745,8 +745,11 @@ func (j *Job) makeFolds(p *people, r *rand.Rand) ([]fold, error) {
 
 // check reports why a fold cannot support training and the guard.
 func (fd *fold) check() error {
-	perPerson := map[int]int{}
+	perPerson := map[int]int{} // training samples and experience faces: a pair needs 2
 	for _, l := range fd.trainLabels {
+		perPerson[l]++
+	}
+	for _, l := range fd.trainExpLabels {
 		perPerson[l]++
 	}
 	twoPlus := 0
@@ -757,9 +760,9 @@ func (fd *fold) check() error {
 	}
 	switch {
 	case len(fd.held) == 0:
-		return fmt.Errorf("%w: nobody has 2 samples or more, nothing to hold out for the guard", ErrNotEnoughData)
+		return fmt.Errorf("%w: nobody has 2 samples or 2 experience tracks or more, nothing to hold out for the guard", ErrNotEnoughData)
 	case twoPlus == 0:
-		return fmt.Errorf("%w: after holding out samples for the guard nobody has 2 training samples (need 3 samples per person)", ErrNotEnoughData)
+		return fmt.Errorf("%w: after holding out samples for the guard nobody has 2 training samples (need 3 samples per person, or experience)", ErrNotEnoughData)
 	}
 	return nil
 }

@@ -22,8 +22,8 @@ func jitter(r *rand.Rand, v []float32, s float64) []float32 {
 }
 
 // TestExperienceClustersApart: experience faces form clusters of their
-// own, marked, that match their domain's faces, and the threshold is
-// fitted on the samples alone (as without them).
+// own, marked, that match their domain's faces; the same-person fit is
+// the samples' alone, and the experience faces are stranger queries too.
 func TestExperienceClustersApart(t *testing.T) {
 	r := rand.New(rand.NewSource(3))
 	var plain, withExp []Person
@@ -55,8 +55,11 @@ func TestExperienceClustersApart(t *testing.T) {
 		t.Fatalf("info %+v", in)
 	}
 	c0, c1 := g0.Info().Calibration, g1.Info().Calibration
-	if c0.GenuineMean != c1.GenuineMean || c0.Points != c1.Points {
+	if c0.GenuineMean != c1.GenuineMean || c0.GenuineSD != c1.GenuineSD {
 		t.Fatalf("experience moved the same-person fit: %+v vs %+v", c0, c1)
+	}
+	if c1.Points != c0.Points+24 {
+		t.Fatalf("%d stranger points with experience, %d without: each experience face is a stranger query too", c1.Points, c0.Points)
 	}
 	m0, _ := g0.Match(jitter(r, nights["c"], 0.02))
 	m1, _ := g1.Match(jitter(r, nights["c"], 0.02))

@@ -32,9 +32,11 @@ type Person struct {
 	// Experience are in-domain faces of the person the device labelled
 	// itself (frames of tracks recognised with high confidence: night,
 	// far away). They are clustered apart from the samples, in clusters
-	// marked Experience, so they never move an enrollment cluster; and the
-	// threshold is fitted on the samples only (they do count as entries a
-	// stranger may come near, as every cluster does).
+	// marked Experience, so they never move an enrollment cluster nor its
+	// same-person fit; for the stranger fit they are queries like the
+	// samples (searched among the other people: what a stranger of the
+	// camera's domain meets), so the threshold keeps FAR where it is meant
+	// to be in that domain too.
 	Experience []Sample
 }
 
@@ -532,11 +534,25 @@ func (g *Gallery) calibrate(s *snapshot) Calibration {
 	if n == 0 {
 		return calibrate(opts, 0, k, nil, nil)
 	}
-	step := max(1, (s.samplesN+g.opts.CalibrationSamples-1)/g.opts.CalibrationSamples)
+	step := max(1, (s.samplesN+s.expN+g.opts.CalibrationSamples-1)/g.opts.CalibrationSamples)
 	var stranger, genuine []float64
 	i := 0
 	for slot, p := range s.people {
 		ps := g.people[p.id]
+		// An experience face (the camera's domain) searched among the
+		// others is what a stranger in that domain meets: it counts for
+		// the stranger fit (never for the same-person one).
+		for _, smp := range ps.experience {
+			i++
+			if i%step != 0 || n < minFitPeople {
+				continue
+			}
+			u := project(g.proj, smp.Embedding)
+			r := s.centroids.search(u, searchParams{exclude: int32(slot), workers: g.opts.Workers, candidates: g.opts.Candidates})
+			if r.best.slot >= 0 {
+				stranger = append(stranger, distFromDot(r.best.dot))
+			}
+		}
 		var units [][]float32 // the person's projected samples, when needed
 		for j, smp := range ps.samples {
 			i++
