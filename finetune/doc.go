@@ -25,7 +25,7 @@
 // # Model and Trainer (trainer.go)
 //
 // The model is the frozen backbone of package infer, a head (package head:
-// 128->128 linear from the identity, optional PReLU + second layer, L2
+// Dim x Dim linear from the identity, optional PReLU + second layer, L2
 // normalisation) and, with TrainerOptions.Unfreeze, the backbone's last
 // residual stage and FC layer, built by infer.BuildStages with a ParamFunc
 // that turns those weights into variables (the network is defined once, in
@@ -67,6 +67,41 @@
 // on 46 enrolled people always looked perfect on their held-out photos, yet
 // let far more strangers in at 0.1% FAR; only data from people the head
 // never saw shows that (see BENCHMARKS.md / the closing note).
+//
+// # Experience (experience.go)
+//
+// A device sees its own camera's domain all day (night infrared, small
+// faces, noise, compression), and its tracks label themselves: once a
+// track is recognised with high confidence, its frames are in-domain faces
+// of that person (store.Experience, filed by service.Experience; the
+// gallery keeps them in clusters of their own). The job trains on them
+// across domains with contrastive loss (BuildDomainPairs): positives are
+// an enrollment photo with an in-domain frame of the same person, the
+// frames of one track, and the enrollment photos of one person; negatives
+// (NegativesPerPositive per positive) are other people in either domain
+// and the unknown-face clusters (in-domain strangers), StrangerShare of
+// them. The head is linear (one 192x192 layer from the identity, with
+// bias): a domain shift in embedding space (night moves every face the
+// same way, plus a rotation of what carries identity) is undone by a
+// linear map near the identity, which few samples can fit without
+// forgetting; a PReLU second layer (Trainer.Layers 2) is the option, and
+// MobileFaceNet's depthwise last stage is not unfrozen (TrainerOptions.
+// Unfreeze is dlib's ResNet only).
+//
+// The guard holds out whole tracks (Holdout of each person's tracks) as
+// in-domain known probes, besides Holdout of the enrollment samples and a
+// third of the people and of the unknown clusters as strangers, and
+// measures each fold with a real gallery built the daemon's way (the
+// fold's samples, its experience as experience clusters, the threshold it
+// fits itself in the measured space): Frozen (no experience), Experienced
+// (the frozen network with the experience: the gain of the experience
+// alone), Before (the active head with it) and After (the candidate with
+// it: the fine-tune's own gain). The candidate is activated only when no
+// guarded metric is worse than Before (nor than Experienced when a head is
+// active) and it lets no more strangers in at the gallery's own threshold.
+// A head records its DistanceScale (the 1% quantile of impostor distances
+// in its space over the raw one), by which the gallery scales its
+// calibration prior.
 //
 // # Offline (dataset.go, extract.go, offline.go)
 //
