@@ -151,6 +151,21 @@ func LoadGallery(st *store.Store, g *gallery.Gallery, backbone string) (LoadRepo
 	if err := g.SetProjector(pr); err != nil {
 		return rep, fmt.Errorf("load gallery: %w", err)
 	}
+	// The faces of the unknown-N clusters are the camera's strangers: they
+	// calibrate the threshold (gallery.SetStrangers).
+	us, err := st.Unknowns()
+	if err != nil {
+		return rep, fmt.Errorf("load gallery: %w", err)
+	}
+	var strangers [][]float32
+	for _, u := range us {
+		for _, s := range u.Samples {
+			if s.BackboneID() == rep.Backbone {
+				strangers = append(strangers, s.Embedding)
+			}
+		}
+	}
+	g.SetStrangers(strangers)
 	if err := g.Load(kept); err != nil {
 		return rep, fmt.Errorf("load gallery: %w", err)
 	}

@@ -150,6 +150,12 @@ func (e *Enroller) ObserveUnknown(u *gallery.Unknowns, faces []gallery.UnknownFa
 	}); err != nil {
 		return store.Unknown{}, false, false, fmt.Errorf("store %s: %w", id.ID, err)
 	}
+	// The camera's strangers calibrate the gallery's threshold.
+	strangers := make([][]float32, 0, len(faces))
+	for _, f := range faces {
+		strangers = append(strangers, f.Embedding)
+	}
+	e.g.AddStrangers(strangers)
 	if now.Sub(e.unknownsPruned) > time.Hour {
 		// Identities nobody saw for MaxAge leave the store even when no
 		// new one evicts them (the daemon prunes at start too).

@@ -33,6 +33,13 @@ type JobOptions struct {
 	// IgnoreExperience leaves the store's experience faces out (training
 	// and guard): the job then trains on the enrollment samples alone.
 	IgnoreExperience bool
+	// ExperienceAnchorDecay is the Trainer's AnchorDecay when the store
+	// has experience and Trainer.AnchorDecay is not set: the pull toward
+	// the identity that keeps the head from moving strangers (fitted on
+	// half of the LFW dev fold's people with --degrade night: 0.01 let
+	// more held-out strangers in, 0.03 and 0.05 did not; 1e-3, the
+	// Trainer's default, let 10-20% in). Default 0.03.
+	ExperienceAnchorDecay float64
 	// Trainer configures the model and the loss. Default: a one-layer
 	// (linear) head from the identity, contrastive loss (margin: the
 	// larger of 1 and the Space's impostor distance, 1.39 for
@@ -120,6 +127,10 @@ type JobOptions struct {
 // DefaultEpochs is JobOptions.Epochs when it is not set.
 const DefaultEpochs = 50
 
+// DefaultExperienceAnchorDecay is JobOptions.ExperienceAnchorDecay when it
+// is not set.
+const DefaultExperienceAnchorDecay = 0.03
+
 func (o JobOptions) withDefaults() JobOptions {
 	if o.UnknownMaxAge == 0 {
 		o.UnknownMaxAge = 30 * 24 * time.Hour // gallery.DefaultUnknownMaxAge
@@ -133,6 +144,9 @@ func (o JobOptions) withDefaults() JobOptions {
 		} else {
 			o.Space = gallery.DlibSpace
 		}
+	}
+	if o.ExperienceAnchorDecay == 0 {
+		o.ExperienceAnchorDecay = DefaultExperienceAnchorDecay
 	}
 	if o.Trainer.Margin == 0 && o.Trainer.Loss == LossContrastive {
 		o.Trainer.Margin = max(1, o.Space.ImpostorMean)
@@ -702,10 +716,19 @@ func (j *Job) makeFolds(p *people, r *rand.Rand) ([]fold, error) {
 		}
 	}
 	// Unknown clusters: fold f holds group f out as stranger probes (never
-	// trained on in that fold) and trains on the others.
+	// trained on in that fold) and trains on the others. With device
+	// experience they are never probes: the held-out people's experience
+	// frames are in-domain strangers whose identity is certain, while an
+	// unknown cluster may be an enrolled person's track the frozen network
+	// did not recognise (on the LFW dev fold, the one "stranger" a good
+	// head let in was such a cluster, matched to its own person); they are
+	// still trained on as negatives, and calibrate the fold's gallery.
 	ugroup := make([]int, len(p.unknowns))
 	for pos, u := range r.Perm(len(p.unknowns)) {
 		ugroup[u] = pos % k
+		if p.hasExperience() {
+			ugroup[u] = -1
+		}
 	}
 	for f := range folds {
 		fd := &folds[f]
@@ -956,6 +979,9 @@ func (j *Job) runOnce(ctx context.Context, adjust func(*JobOptions)) (Result, er
 		if err != nil {
 			return res, err
 		}
+		j.opts.Logger.Debug("guard fold", "fold", f, "people", fd.people, "probes", len(fd.held), "strangers", len(fd.strangers), "scale", scale,
+			"before_dir1", b.DIRAtFAR1, "after_dir1", a.DIRAtFAR1, "before_far_thr", b.FARAtThreshold, "after_far_thr", a.FARAtThreshold,
+			"before_thr", b.Threshold, "after_thr", a.Threshold, "before_dir_thr", b.DIRAtThreshold, "after_dir_thr", a.DIRAtThreshold)
 		frozen, experienced = append(frozen, fr), append(experienced, ex)
 		before, after = append(before, b), append(after, a)
 	}
@@ -1097,6 +1123,9 @@ func headName(id string) string {
 func (j *Job) train(ctx context.Context, ts trainingSet, r *rand.Rand, start time.Time, round, rounds int) (*head.Head, int, float64, error) {
 	to := j.opts.Trainer
 	to.Unfreeze = false // the store holds raw embeddings only
+	if to.AnchorDecay == 0 && ts.hasExperience() {
+		to.AnchorDecay = j.opts.ExperienceAnchorDecay
+	}
 	tr, err := NewTrainer(nil, to)
 	if err != nil {
 		return nil, 0, 0, err
@@ -1188,7 +1217,7 @@ func (j *Job) epochBatches(ts trainingSet, r *rand.Rand) ([]Batch, error) {
 		return out, nil
 	}
 	if ts.hasExperience() {
-		pairs, err := BuildDomainPairs(labels, ts.track, ts.stranger, ts.hard, j.opts.StrangerShare, j.opts.Pairs, r)
+		pairs, err := buildDomainPairs(x, labels, ts.track, ts.stranger, ts.hard, j.opts.StrangerShare, j.opts.Pairs, r)
 		if err != nil {
 			return nil, err
 		}

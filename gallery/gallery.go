@@ -111,6 +111,9 @@ type Gallery struct {
 
 	mu       sync.Mutex // serialises writers
 	people   map[string]*personState
+	// strangers are raw faces of people nobody enrolled that the camera
+	// saw (unknown-N clusters): stranger queries of the threshold fit.
+	strangers [][]float32
 	proj     Projector
 	rawDim   int
 	version  uint64
@@ -356,6 +359,49 @@ func (g *Gallery) AddNegative(personID string, s Sample) error {
 	return nil
 }
 
+// MaxStrangers caps the stranger faces SetStrangers and AddStrangers keep
+// (the most recent).
+const MaxStrangers = 512
+
+// SetStrangers replaces the faces of strangers the camera saw (raw
+// embeddings of the unknown-N clusters, package enroll keeps them in step):
+// each is searched among everybody and its distance to the nearest person
+// joins the stranger fit of the threshold, which then knows what this
+// camera's strangers look like (night, far away) and not only the
+// leave-one-person-out distances of the enrollment photos. Vectors of
+// another dimension are skipped.
+func (g *Gallery) SetStrangers(raw [][]float32) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.strangers = nil
+	g.addStrangers(raw)
+	g.rebuild(true)
+}
+
+// AddStrangers adds stranger faces (see SetStrangers), the oldest going
+// past MaxStrangers.
+func (g *Gallery) AddStrangers(raw [][]float32) {
+	if len(raw) == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.addStrangers(raw)
+	g.rebuild(true)
+}
+
+func (g *Gallery) addStrangers(raw [][]float32) {
+	for _, v := range raw {
+		if len(v) == 0 || (g.rawDim != 0 && len(v) != g.rawDim) {
+			continue
+		}
+		g.strangers = append(g.strangers, append([]float32(nil), v...))
+	}
+	if n := len(g.strangers) - MaxStrangers; n > 0 {
+		g.strangers = append([][]float32(nil), g.strangers[n:]...)
+	}
+}
+
 // SetProjector switches the matching space (a new fine-tuned head, or nil
 // for the identity): every sample is re-projected from its raw embedding,
 // re-clustered and the threshold re-fitted, then the new snapshot replaces
@@ -585,6 +631,21 @@ func (g *Gallery) calibrate(s *snapshot) Calibration {
 					}
 				}
 				genuine = append(genuine, dist(u, meanUnit(others, nil)))
+			}
+		}
+	}
+	if n >= minFitPeople {
+		for _, raw := range g.strangers {
+			if len(raw) != s.rawDim {
+				continue
+			}
+			u := project(g.proj, raw)
+			if u == nil {
+				continue
+			}
+			r := s.centroids.search(u, searchParams{exclude: -1, workers: g.opts.Workers, candidates: g.opts.Candidates})
+			if r.best.slot >= 0 {
+				stranger = append(stranger, distFromDot(r.best.dot))
 			}
 		}
 	}
