@@ -262,7 +262,6 @@ func distanceScale(h *head.Head, x [][]float32, labels []int, r *rand.Rand) floa
 	return dp[q] / dr[q]
 }
 
-
 func unit(v []float32) []float32 {
 	var s float64
 	for _, x := range v {
@@ -365,7 +364,6 @@ func (fd *fold) galleryMetrics(space gallery.Space, p gallery.Projector, m *Metr
 	m.Threshold = g.Threshold()
 	return nil
 }
-
 
 // nearest returns the k rows of cands nearest to row s of x (cosine).
 func nearest(x [][]float32, s int, cands []int, k int) []int {

@@ -109,16 +109,16 @@ const noSecond = 2.0
 type Gallery struct {
 	opts Options
 
-	mu       sync.Mutex // serialises writers
-	people   map[string]*personState
+	mu     sync.Mutex // serialises writers
+	people map[string]*personState
 	// strangers are raw faces of people nobody enrolled that the camera
 	// saw (unknown-N clusters): stranger queries of the threshold fit.
 	strangers [][]float32
-	proj     Projector
-	rawDim   int
-	version  uint64
-	lastCal  Calibration
-	lastCalN int // people at the last full calibration
+	proj      Projector
+	rawDim    int
+	version   uint64
+	lastCal   Calibration
+	lastCalN  int // people at the last full calibration
 
 	snap atomic.Pointer[snapshot]
 }
