@@ -85,3 +85,34 @@ func TestDistanceScaleScalesPrior(t *testing.T) {
 		t.Fatalf("threshold %.3f with scale 0.5, %.3f without", t1, t0)
 	}
 }
+
+// TestStrangersCalibrate: faces of the camera's strangers near the
+// enrolled people pull the fitted threshold in.
+func TestStrangersCalibrate(t *testing.T) {
+	r := rand.New(rand.NewSource(5))
+	var people []Person
+	var near [][]float32
+	for i := 0; i < 10; i++ {
+		c := randUnit(r, 128)
+		p := Person{ID: string(rune('a' + i))}
+		for j := 0; j < 3; j++ {
+			p.Samples = append(p.Samples, Sample{ID: p.ID + string(rune('0'+j)), Embedding: jitter(r, c, 0.02), Quality: 1})
+		}
+		people = append(people, p)
+		near = append(near, jitter(r, c, 0.06)) // a look-alike of each
+	}
+	g := New(Options{})
+	if err := g.Load(people); err != nil {
+		t.Fatal(err)
+	}
+	t0 := g.Threshold()
+	g.AddStrangers(near)
+	t1 := g.Threshold()
+	if t1 >= t0 || g.Info().Calibration.Points != 30+10 {
+		t.Fatalf("threshold %.3f -> %.3f with %d points: look-alike strangers must pull it in", t0, t1, g.Info().Calibration.Points)
+	}
+	g.SetStrangers(nil)
+	if g.Threshold() != t0 {
+		t.Fatalf("threshold %.3f after the strangers were cleared, want %.3f", g.Threshold(), t0)
+	}
+}
