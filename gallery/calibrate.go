@@ -63,14 +63,22 @@ func priorStrangerQuantile(sp Space, u float64, n int, k float64) float64 {
 // distances and same-person distances measured on the gallery. k is the
 // mean number of samples per cluster.
 func calibrate(opts Options, people int, k float64, stranger, genuine []float64) Calibration {
+	return calibrateEntries(opts, people, people, k, stranger, genuine)
+}
+
+// calibrateEntries is calibrate for a gallery whose people have extra
+// entries a stranger may come near (experience clusters): the prior takes
+// the nearest of entries (people plus experience clusters), not of people.
+func calibrateEntries(opts Options, people, entries int, k float64, stranger, genuine []float64) Calibration {
 	c := Calibration{People: people, Points: len(stranger)}
 	sp := opts.Space.orDefault()
+	entries = max(entries, people)
 	// Prior.
-	med := priorStrangerQuantile(sp, 0.5, people, k)
+	med := priorStrangerQuantile(sp, 0.5, entries, k)
 	c.StrangerMean = med
-	c.StrangerSD = med - priorStrangerQuantile(sp, 0.15866, people, k)
+	c.StrangerSD = med - priorStrangerQuantile(sp, 0.15866, entries, k)
 	c.GenuineMean, c.GenuineSD = sp.genuineMean(k), sp.genuineSD(k)
-	priorT := priorStrangerQuantile(sp, opts.TargetFAR, people, k)
+	priorT := priorStrangerQuantile(sp, opts.TargetFAR, entries, k)
 	t := priorT
 	if people >= minFitPeople && len(stranger) >= 2 {
 		m, s := meanSD(stranger)

@@ -649,7 +649,8 @@ func (g *Gallery) calibrate(s *snapshot) Calibration {
 			}
 		}
 	}
-	return calibrate(opts, n, k, stranger, genuine)
+	// Experience clusters are more entries a stranger may come near.
+	return calibrateEntries(opts, n, n+len(s.clusterOf)-s.enrollN, k, stranger, genuine)
 }
 
 func containsID(ids []string, id string) bool {
