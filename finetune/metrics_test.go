@@ -98,16 +98,27 @@ func TestDecide(t *testing.T) {
 	if !d.Activate || math.Abs(d.Gain["dir_at_far_0.01"]-0.05) > 1e-12 || !strings.Contains(d.Reason, "dir_at_far_0.01 +0.0500") {
 		t.Fatalf("better: %+v", d)
 	}
-	if d := Decide(base, base, 0); !d.Activate {
-		t.Fatalf("equal: %+v", d)
+	if d := Decide(base, base, 0); d.Activate || !strings.Contains(d.Reason, "no gain") {
+		t.Fatalf("equal: %+v (a head that shows no gain stays out)", d)
 	}
 	worse := better
-	worse.UnseenAUC -= 0.001
+	worse.DIRAtFAR01 -= 0.001
 	d = Decide(base, worse, 0)
-	if d.Activate || !strings.Contains(d.Reason, "unseen_auc 0.9900 -> 0.9890") || strings.Contains(d.Reason, "dir_at_far_0.01 0.8") {
+	if d.Activate || !strings.Contains(d.Reason, "dir_at_far_0.001 0.7000 -> 0.6990") || strings.Contains(d.Reason, "dir_at_far_0.01 0.8") {
 		t.Fatalf("worse: %+v", d)
 	}
 	if d := Decide(base, worse, 0.002); !d.Activate {
 		t.Fatalf("within tolerance: %+v", d)
+	}
+	moreStrangers := better
+	moreStrangers.FARAtThreshold += 0.001
+	if d := Decide(base, moreStrangers, 0); d.Activate || !strings.Contains(d.Reason, "far_at_threshold") {
+		t.Fatalf("more strangers let in: %+v", d)
+	}
+	// 1:1 figures are reported, not guarded.
+	unseen := better
+	unseen.UnseenAUC -= 0.01
+	if d := Decide(base, unseen, 0); !d.Activate {
+		t.Fatalf("unseen AUC: %+v", d)
 	}
 }

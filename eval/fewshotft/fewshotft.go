@@ -85,7 +85,7 @@ func finetuneWith(ctx context.Context, run *eval.FewShotRun, o finetune.JobOptio
 		m    finetune.Metrics
 	}{{"frozen", res.Frozen}, {"experienced", res.Experienced}, {"before", res.Before}, {"after", res.After}} {
 		run.Logger.Info("guard folds", "shots", run.Shots, "what", m.name, "dir_at_far_0.01", m.m.DIRAtFAR1, "dir_at_far_0.001", m.m.DIRAtFAR01,
-			"dir_at_threshold", m.m.DIRAtThreshold, "far_at_threshold", m.m.FARAtThreshold, "top1", m.m.Top1, "unseen_auc", m.m.UnseenAUC,
+			"dir_at_threshold", m.m.DIRAtThreshold, "far_at_threshold", m.m.FARAtThreshold, "top1", m.m.Top1, "unseen_auc", m.m.UnseenAUC, "open_set_dprime", m.m.OpenSetDPrime,
 			"probes", m.m.Probes, "strangers", m.m.Strangers)
 	}
 	if !res.Activated && res.Head != nil {
