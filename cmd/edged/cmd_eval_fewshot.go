@@ -84,7 +84,12 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 		return exitUsage, usageError("--seen-strangers must be in [0, 1)")
 	}
 	if seenFrac > 0 && *experience > 0 {
-		return exitUsage, usageError("--seen-strangers is for --experience 0 (the experience sees that fraction of the strangers itself)")
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "experience" })
+		if explicit {
+			return exitUsage, usageError("--seen-strangers is for --experience 0 (the experience sees that fraction of the strangers itself)")
+		}
+		*experience = 0 // the command as it was before --experience
 	}
 	if seenFrac > 0 && !*finetune {
 		return exitUsage, usageError("--seen-strangers needs --finetune")
