@@ -172,6 +172,10 @@ func New(o Options) (_ *Agent, err error) {
 	a.stopBG = stopBG
 	a.bgWG.Add(1)
 	go func() { defer a.bgWG.Done(); _ = a.c.st.RunGC(bg) }()
+	if a.c.xp != nil {
+		a.bgWG.Add(1)
+		go func() { defer a.bgWG.Done(); _ = a.c.xp.Run(bg) }()
+	}
 	if cfg.FinetuneEnabled() {
 		a.ft = newFinetuner(a.c, cfg.Finetune.Debounce, log)
 		if a.webB != nil {

@@ -79,6 +79,9 @@ type Core struct {
 	// fleet is the fleet sync once the agent joined one (fleet.name), nil
 	// otherwise: the enroller tells it about every local change.
 	fleet atomic.Pointer[fleet.Sync]
+	// xp files decided tracks as device experience (recognition.experience);
+	// nil when off or the store is read-only. The agent runs it.
+	xp *service.Experience
 }
 
 // OpenCore opens the store and loads the gallery and the models. Every
@@ -207,6 +210,11 @@ func OpenCore(cfg config.Config, log *slog.Logger, o CoreOptions) (_ *Core, err 
 	}
 	if c.svc, err = service.New(svcOpts); err != nil {
 		return nil, err
+	}
+	if cfg.Recognition.ExperienceOn() && !o.ReadOnly && c.tmpDir == "" {
+		c.xp = service.NewExperience(c.en, service.ExperienceOptions{MinConfidence: cfg.Recognition.ExperienceMinConfidence,
+			MinQuality: float32(cfg.Recognition.MinQuality), MaxPerPerson: cfg.Recognition.ExperienceMaxPerPerson,
+			MaxTotal: cfg.Recognition.ExperienceMaxTotal, Logger: log.With("component", "experience")})
 	}
 	trimStartupPages(log)
 	return c, nil
@@ -449,6 +457,9 @@ func (c *Core) newCamera(cs config.CameraSettings, mode cameraMode, outputs []pi
 	}
 	if !c.readOnly {
 		ropts.Tap = c.svc.FaceTap
+	}
+	if c.xp != nil {
+		ropts.Experience = c.xp
 	}
 	rec, err := pipeline.NewRecognizer(ropts)
 	if err != nil {

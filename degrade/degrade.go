@@ -148,3 +148,9 @@ func NightMat(img gocv.Mat, name string, o Options) (gocv.Mat, error) {
 	gocv.CvtColor(big, &out, gocv.ColorGrayToBGR) // 7
 	return out, nil
 }
+
+// NightFrame is NightBytes at the given scale, in the shape the few-shot
+// harness takes (eval.FewShotOptions.Degrade).
+func NightFrame(data []byte, name string, scale float64) ([]byte, error) {
+	return NightBytes(data, name, Options{Scale: scale})
+}

@@ -103,7 +103,7 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 		Backbone: eval.FewShotBackbone{ID: bb.ID, Space: bb.Space, Dim: bb.Dim}, Workers: max(1, *workers), Logger: logger,
 		Experience: *experience, ExperienceOptions: service.ExperienceOptions{MinConfidence: *xMinConf}}
 	if degradeName == degrade.Night {
-		opts.Degrade, opts.DegradeName = nightFrame, degradeName
+		opts.Degrade, opts.DegradeName = degrade.NightFrame, degradeName
 	}
 	opts.Half, opts.CacheFile = *half, *cacheFile
 	if *finetune {
@@ -139,9 +139,4 @@ func runEvalFewshot(ctx context.Context, args []string) (int, error) {
 	}
 	harness.WriteText(os.Stdout, out, time.Since(start))
 	return exitOK, nil
-}
-
-// nightFrame is eval.FewShotDegrade for --degrade night.
-func nightFrame(data []byte, name string, scale float64) ([]byte, error) {
-	return degrade.NightBytes(data, name, degrade.Options{Scale: scale})
 }
