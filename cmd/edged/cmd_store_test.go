@@ -274,7 +274,9 @@ func TestEvalFewshotSmallSet(t *testing.T) {
 		}
 	}
 	code, err, out := storeCLIRun(t, func() (int, error) {
-		return runEvalFewshot(t.Context(), []string{"--images", set, "--shots", "1,2", "--min-images", "7", "--json"})
+		// Enrollment only (the frozen figures' contract); the device
+		// experience flow (--experience, default 0.5) has its own tests in eval.
+		return runEvalFewshot(t.Context(), []string{"--images", set, "--shots", "1,2", "--min-images", "7", "--experience", "0", "--json"})
 	})
 	if code != exitOK || err != nil {
 		t.Fatalf("eval: %d %v", code, err)
