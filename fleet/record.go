@@ -1,8 +1,6 @@
 package fleet
 
 import (
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -342,24 +340,15 @@ func ValidName(name string) bool {
 	}) < 0
 }
 
-// Vectors travel as base64 little-endian float32, as in the store.
+// Vectors travel as base64 little-endian float32, as in the store (one
+// encoding: store.EncodeVector).
 
-func encodeVec(v []float32) string {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
+func encodeVec(v []float32) string { return store.EncodeVector(v) }
 
 func decodeVec(s string) ([]float32, error) {
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil || len(b)%4 != 0 {
+	v, err := store.DecodeVector(s)
+	if err != nil {
 		return nil, fmt.Errorf("%w: bad vector encoding", ErrCorrupt)
-	}
-	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
 	return v, nil
 }

@@ -175,6 +175,14 @@ type OutboxEvent struct {
 // Vectors are stored as little-endian float32 bytes (base64 inside JSON),
 // not as JSON numbers: 4x smaller and exact.
 
+// EncodeVector is the store's vector encoding, for other formats that carry
+// the same vectors (fleet records).
+func EncodeVector(v []float32) string { return encodeVec(v) }
+
+// DecodeVector decodes EncodeVector's output; a malformed one wraps
+// ErrCorrupt.
+func DecodeVector(s string) ([]float32, error) { return decodeVec(s) }
+
 func encodeVec(v []float32) string {
 	b := make([]byte, 4*len(v))
 	for i, x := range v {
