@@ -204,14 +204,7 @@ func buildDomainPairs(x [][]float32, labels, track []int, stranger []bool, hard 
 		out = append(out, Pair{A: a, B: b, Y: 1})
 		n++
 	}
-	for _, h := range hard {
-		if h.A < 0 || h.A >= len(labels) || h.B < 0 || h.B >= len(labels) {
-			return nil, fmt.Errorf("%w: hard pair (%d, %d) outside %d samples", ErrOptions, h.A, h.B, len(labels))
-		}
-		out = append(out, Pair{A: h.A, B: h.B, Y: 1})
-	}
-	r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
-	return out, nil
+	return withHardPairs(out, hard, len(labels), r)
 }
 
 // scaledHead is a head with the distance scale measured for it

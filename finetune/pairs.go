@@ -241,14 +241,7 @@ func BuildOpenPairs(labels []int, stranger []bool, hard []Pair, strangerShare fl
 			n++
 		}
 	}
-	for _, h := range hard {
-		if h.A < 0 || h.A >= len(labels) || h.B < 0 || h.B >= len(labels) {
-			return nil, fmt.Errorf("%w: hard pair (%d, %d) outside %d samples", ErrOptions, h.A, h.B, len(labels))
-		}
-		out = append(out, Pair{A: h.A, B: h.B, Y: 1})
-	}
-	r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
-	return out, nil
+	return withHardPairs(out, hard, len(labels), r)
 }
 
 // PairBatches cuts pairs into contrastive batches of at most batchPairs
@@ -277,4 +270,17 @@ func PairBatches(pairs []Pair, x [][]float32, batchPairs int) []Batch {
 		out = append(out, b)
 	}
 	return out
+}
+
+// withHardPairs appends the hard negative pairs (checked against n
+// samples) to out and shuffles the whole set with r.
+func withHardPairs(out, hard []Pair, n int, r *rand.Rand) ([]Pair, error) {
+	for _, h := range hard {
+		if h.A < 0 || h.A >= n || h.B < 0 || h.B >= n {
+			return nil, fmt.Errorf("%w: hard pair (%d, %d) outside %d samples", ErrOptions, h.A, h.B, n)
+		}
+		out = append(out, Pair{A: h.A, B: h.B, Y: 1})
+	}
+	r.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out, nil
 }
