@@ -146,7 +146,7 @@ func New(o Options) (_ *Agent, err error) {
 	var observer service.Observer = a.c.svc
 	if cfg.HTTPEnabled() {
 		a.webB, err = backend.New(backend.Options{Service: a.c.svc, Store: a.c.st, Enroller: a.c.en, Gallery: a.c.g,
-			Unknowns: a.c.svcUnknowns(), Frames: a.snaps.Take, Finetune: cfg.FinetuneEnabled(),
+			Unknowns: a.c.svcUnknowns(), Frames: a.cameraFrame, Finetune: cfg.FinetuneEnabled(),
 			Limits: mqtt.Limits{MaxPayload: cfg.MQTT.MaxPayload}, Logger: log.With("component", "web")})
 		if err != nil {
 			return nil, startup(err)
@@ -209,6 +209,16 @@ func New(o Options) (_ *Agent, err error) {
 		}
 	}
 	return a, nil
+}
+
+// cameraFrame is the web page's "latest frame" of a camera: the next one,
+// annotated; a camera that sends none in time is unavailable, not an error.
+func (a *Agent) cameraFrame(ctx context.Context, camera string) ([]byte, error) {
+	b, err := a.snaps.Take(ctx, camera)
+	if errors.Is(err, vision.ErrNoFrame) {
+		return nil, web.Errorf(web.CodeUnavailable, "camera %s sent no frame (stopped, ended or not running)", camera)
+	}
+	return b, err
 }
 
 // observers passes each event to several observers (the service: MQTT

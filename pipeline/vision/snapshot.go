@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"gocv.io/x/gocv"
 
@@ -31,9 +32,16 @@ func NewSnapshots() *Snapshots { return &Snapshots{waiting: map[string][]chan []
 // Output is the FrameOutput to add to camera's chain.
 func (s *Snapshots) Output(camera string) pipeline.FrameOutput { return snapshotOutput{s, camera} }
 
+// TakeTimeout bounds Take's wait when ctx has no earlier deadline: a
+// running camera delivers a frame well within it; an ended or stopped one
+// never will.
+const TakeTimeout = 3 * time.Second
+
 // Take returns the next frame of camera as a JPEG with the faces drawn,
-// waiting at most until ctx ends.
+// waiting at most until ctx ends or TakeTimeout (ErrNoFrame).
 func (s *Snapshots) Take(ctx context.Context, camera string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, TakeTimeout)
+	defer cancel()
 	ch := make(chan []byte, 1)
 	s.mu.Lock()
 	s.waiting[camera] = append(s.waiting[camera], ch)
