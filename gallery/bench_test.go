@@ -97,3 +97,13 @@ func BenchmarkTrackerUpdate(b *testing.B) {
 		tr.Update(t0.Add(time.Duration(i)*40*time.Millisecond), dets)
 	}
 }
+
+// BenchmarkAddStrangers1000: one new unknown track's faces (3) filed into a
+// 1,000-person gallery, as the recognizer does for each new stranger.
+func BenchmarkAddStrangers1000(b *testing.B) {
+	g, probes := benchGallery(b, 1000)
+	faces := [][]float32{probes[0], probes[1], probes[2]}
+	for b.Loop() {
+		g.AddStrangers(faces)
+	}
+}

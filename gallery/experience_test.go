@@ -1,6 +1,7 @@
 package gallery
 
 import (
+	"fmt"
 	"math/rand"
 	"testing"
 )
@@ -114,5 +115,58 @@ func TestStrangersCalibrate(t *testing.T) {
 	g.SetStrangers(nil)
 	if g.Threshold() != t0 {
 		t.Fatalf("threshold %.3f after the strangers were cleared, want %.3f", g.Threshold(), t0)
+	}
+}
+
+// TestAddStrangersDefersLargeRefits: with 1,000 people a new unknown
+// track's faces do not refit the threshold on the caller's goroutine each
+// time; the fit follows once enough new faces gathered. A small gallery
+// refits every time.
+func TestAddStrangersDefersLargeRefits(t *testing.T) {
+	r := rand.New(rand.NewSource(9))
+	build := func(n int) (*Gallery, [][]float32) {
+		var people []Person
+		var centres [][]float32
+		for i := 0; i < n; i++ {
+			c := randUnit(r, 64)
+			centres = append(centres, c)
+			id := fmt.Sprintf("p%04d", i)
+			people = append(people, Person{ID: id, Samples: []Sample{
+				{ID: id + "a", Embedding: jitter(r, c, 0.02), Quality: 1},
+				{ID: id + "b", Embedding: jitter(r, c, 0.02), Quality: 1}}})
+		}
+		g := New(Options{})
+		if err := g.Load(people); err != nil {
+			t.Fatal(err)
+		}
+		return g, centres
+	}
+	g, centres := build(1000)
+	points := func() int { return g.Info().Calibration.Points }
+	track := func(k int) [][]float32 { // a look-alike stranger, 3 frames
+		return [][]float32{jitter(r, centres[k], 0.06), jitter(r, centres[k], 0.06), jitter(r, centres[k], 0.06)}
+	}
+	p0 := points()
+	g.AddStrangers(track(0)) // the first strangers: fitted at once
+	p1 := points()
+	if p1 != p0+3 {
+		t.Fatalf("calibration points %d -> %d after the first 3 stranger faces, want +3", p0, p1)
+	}
+	g.AddStrangers(track(1))
+	g.AddStrangers(track(2))
+	if got := points(); got != p1 {
+		t.Fatalf("calibration points %d -> %d after 6 more faces: a 1,000-person gallery refits after 8", p1, got)
+	}
+	g.AddStrangers(track(3))
+	if got := points(); got != p1+9 {
+		t.Fatalf("calibration points %d after 9 new faces, want %d (refit)", got, p1+9)
+	}
+
+	small, centres := build(20)
+	q0 := small.Info().Calibration.Points
+	small.AddStrangers([][]float32{jitter(r, centres[0], 0.06)})
+	small.AddStrangers([][]float32{jitter(r, centres[1], 0.06)})
+	if got := small.Info().Calibration.Points; got != q0+2 {
+		t.Fatalf("small gallery: calibration points %d -> %d, want a refit per call", q0, got)
 	}
 }

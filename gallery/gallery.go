@@ -119,6 +119,9 @@ type Gallery struct {
 	version   uint64
 	lastCal   Calibration
 	lastCalN  int // people at the last full calibration
+	// strangersSinceCal counts the stranger faces added since the last
+	// full calibration (AddStrangers defers large galleries' refits).
+	strangersSinceCal int
 
 	snap atomic.Pointer[snapshot]
 }
@@ -380,15 +383,33 @@ func (g *Gallery) SetStrangers(raw [][]float32) {
 
 // AddStrangers adds stranger faces (see SetStrangers), the oldest going
 // past MaxStrangers.
+//
+// It is called for every new unknown track, on the recognizer's goroutine,
+// and a full calibration of 1,000 people takes ~0.1 s: a large gallery
+// (the rebuild's own rule, 1,000 people or more) refits its threshold only
+// once the faces added since the last fit reach StrangerRefit of those
+// kept (at least 8); until then the new faces wait, and the old fit is
+// kept. Smaller galleries refit every time (a few milliseconds).
 func (g *Gallery) AddStrangers(raw [][]float32) {
 	if len(raw) == 0 {
 		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	before := len(g.strangers)
 	g.addStrangers(raw)
-	g.rebuild(true)
+	g.strangersSinceCal += len(raw)
+	due := max(8, int(StrangerRefit*float64(len(g.strangers))))
+	if before == 0 || g.strangersSinceCal >= due {
+		g.rebuild(true)
+		return
+	}
+	g.rebuild(false)
 }
+
+// StrangerRefit is the share of the kept stranger faces that must be new
+// before AddStrangers refits a large gallery's threshold.
+const StrangerRefit = 0.1
 
 func (g *Gallery) addStrangers(raw [][]float32) {
 	for _, v := range raw {
@@ -547,6 +568,7 @@ func (g *Gallery) rebuild(fullCalibration bool) {
 	} else {
 		s.cal = g.calibrate(s)
 		g.lastCal, g.lastCalN = s.cal, n
+		g.strangersSinceCal = 0
 	}
 	g.version++
 	s.version = g.version
