@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -134,7 +135,7 @@ func (s *Server) Close() error {
 }
 
 const (
-	cookieName = "edged_session"
+	cookieName = "edged_session" // + "_<port>" when the page is reached on a port (sessionCookie)
 	csrfHeader = "X-CSRF-Token"
 	maxBody    = 64 << 10
 	// The page loads only its own files; images may be blob:/data: (the
@@ -282,7 +283,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (caller, b
 		s.lim.succeed(client)
 		return caller{user: "token", bearer: true}, true
 	}
-	if c, err := r.Cookie(cookieName); err == nil {
+	if c, err := r.Cookie(sessionCookie(r)); err == nil {
 		if x, ok := s.sess.get(c.Value, now); ok {
 			return caller{user: x.user, sessID: c.Value, sess: x}, true
 		}
@@ -351,9 +352,27 @@ func tooMany(w http.ResponseWriter, wait time.Duration) {
 	writeError(w, http.StatusTooManyRequests, "rate_limited", fmt.Sprintf("too many failed logins: try again in %d s", int(wait.Seconds()+0.999)))
 }
 
-func (s *Server) setCookie(w http.ResponseWriter, id string, maxAge int) {
+// sessionCookie is the session cookie's name for a request. Browsers keep
+// cookies per host, not per port, so two daemons on one host (two
+// listeners) would overwrite each other's session and log each other out;
+// the port the page was reached on keeps them apart. A Host header that is
+// not a plain port number gives the bare name.
+func sessionCookie(r *http.Request) string {
+	_, port, err := net.SplitHostPort(r.Host)
+	if err != nil || port == "" || len(port) > 5 {
+		return cookieName
+	}
+	for _, c := range port {
+		if c < '0' || c > '9' {
+			return cookieName
+		}
+	}
+	return cookieName + "_" + port
+}
+
+func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, id string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
-		Name: cookieName, Value: id, Path: "/", MaxAge: maxAge,
+		Name: sessionCookie(r), Value: id, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: s.o.Secure, SameSite: http.SameSiteStrictMode,
 	})
 }
@@ -372,14 +391,14 @@ type sessionInfo struct {
 func (s *Server) handleSession(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	info := sessionInfo{Auth: s.o.Auth.mode(), Insecure: s.o.Auth != nil && !s.o.Secure && !localIsLoopback(r)}
-	if c, err := r.Cookie(cookieName); err == nil {
+	if c, err := r.Cookie(sessionCookie(r)); err == nil {
 		if x, ok := s.sess.get(c.Value, s.now()); ok {
 			info.LoggedIn, info.User, info.CSRF = true, x.user, x.csrf
 		}
 	}
 	if !info.LoggedIn && s.o.Auth == nil {
 		id, x := s.sess.create("", s.now())
-		s.setCookie(w, id, 0)
+		s.setCookie(w, r, id, 0)
 		info.LoggedIn, info.CSRF = true, x.csrf
 	}
 	writeJSON(w, http.StatusOK, info)
@@ -428,7 +447,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.lim.succeed(client)
 	id, x := s.sess.create(user, now)
-	s.setCookie(w, id, 0)
+	s.setCookie(w, r, id, 0)
 	s.log.Info("web: login", "remote", client, "user", user)
 	writeJSON(w, http.StatusOK, sessionInfo{Auth: s.o.Auth.mode(), LoggedIn: true, User: user, CSRF: x.csrf})
 }
@@ -437,7 +456,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, c caller) 
 	if c.sessID != "" {
 		s.sess.delete(c.sessID)
 	}
-	s.setCookie(w, "", -1)
+	s.setCookie(w, r, "", -1)
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
 

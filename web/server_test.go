@@ -351,7 +351,7 @@ func TestLoginSessionTokenAndRateLimit(t *testing.T) {
 	}
 	var cookie *http.Cookie
 	for _, ck := range res.Cookies() {
-		if ck.Name == cookieName {
+		if strings.HasPrefix(ck.Name, cookieName) {
 			cookie = ck
 		}
 	}
@@ -529,5 +529,34 @@ func TestEventStream(t *testing.T) {
 	s.Close()
 	if _, err := io.ReadAll(res.Body); err != nil && !errors.Is(err, context.Canceled) {
 		t.Logf("after close: %v", err)
+	}
+}
+
+// TestTwoDaemonsOnOneHostKeepTheirSessions: browsers keep cookies per host,
+// not per port; logging in to a second daemon on the same host must not
+// log the browser out of the first.
+func TestTwoDaemonsOnOneHostKeepTheirSessions(t *testing.T) {
+	auth, _ := writeAuth(t)
+	_, _, ts1, _ := newServer(t, Options{Auth: auth})
+	_, _, ts2, _ := newServer(t, Options{Auth: auth})
+	browser := newClient(t, ts1.URL)
+	other := &client{t: t, base: ts2.URL, hc: browser.hc} // the same cookie jar
+	for _, c := range []*client{browser, other} {
+		if res, body := c.do("POST", "/api/login", loginRequest{User: "admin", Password: "correct horse"}); res.StatusCode != 200 {
+			t.Fatalf("login at %s: %d %s", c.base, res.StatusCode, body)
+		}
+	}
+	for _, c := range []*client{browser, other} {
+		if res, body := c.do("GET", "/api/overview", nil); res.StatusCode != 200 {
+			t.Fatalf("%s after logging in to both: %d %s", c.base, res.StatusCode, body)
+		}
+	}
+	req := httptest.NewRequest("GET", "/", nil)
+	for host, want := range map[string]string{"127.0.0.1:8080": "edged_session_8080", "[::1]:9": "edged_session_9",
+		"edge.local": "edged_session", "x:8080;a=b": "edged_session", "h:123456": "edged_session"} {
+		req.Host = host
+		if got := sessionCookie(req); got != want {
+			t.Errorf("Host %q: cookie %q, want %q", host, got, want)
+		}
 	}
 }
