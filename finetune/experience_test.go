@@ -143,13 +143,31 @@ func crossDomainRatio(h *head.Head, clean [][][]float32, night [][][][]float32) 
 // experience keeps a head closer to the identity than this large
 // synthetic rotation needs.)
 func TestExperienceFixesDomainRotation(t *testing.T) {
+	testExperienceFixesDomainRotation(t, JobOptions{ExperienceAnchorDecay: 1e-3}, 0.6)
+}
+
+// TestExperienceFixesDomainRotationTriplet: the same with the triplet
+// loss (P x K batches of enrollment samples and experience faces, online
+// semi-hard mining, the strangers as extra negatives). A triplet only asks
+// for the margin, so it undoes less of the rotation (0.84 -> 0.51 of the
+// different-people distance, where the contrastive pull reaches 0.30).
+func TestExperienceFixesDomainRotationTriplet(t *testing.T) {
+	o := JobOptions{ExperienceAnchorDecay: 1e-3}
+	o.Trainer.Loss, o.Trainer.Mining = LossTriplet, SemiHard
+	testExperienceFixesDomainRotation(t, o, 0.7)
+}
+
+// testExperienceFixesDomainRotation runs the rotation case; the head must
+// bring the same-person clean-night distance (over different people's)
+// down to maxRatio of the identity's.
+func testExperienceFixesDomainRotation(t *testing.T, o JobOptions, maxRatio float64) {
 	r := rand.New(rand.NewSource(21))
 	clean, night := domainPeople(r, 30, 3, 3, 2, 70*math.Pi/180)
 	_, strangers := domainPeople(r, 12, 1, 2, 2, 70*math.Pi/180)
 	st := newTestStore(t)
 	fillDomain(t, st, clean, night, func(p int) int { return p }, strangers)
 	g := &fakeGallery{}
-	res, err := NewJob(st, g, quickJob(JobOptions{ExperienceAnchorDecay: 1e-3})).RunOnce(context.Background())
+	res, err := NewJob(st, g, quickJob(o)).RunOnce(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +187,7 @@ func TestExperienceFixesDomainRotation(t *testing.T) {
 	id, _ := head.New(head.Dim, 1)
 	before, after := crossDomainRatio(id, clean, night), crossDomainRatio(res.Head, clean, night)
 	t.Logf("same-person clean-night distance / different people: %.3f -> %.3f", before, after)
-	if after > 0.6*before {
+	if after > maxRatio*before {
 		t.Fatalf("the head did not undo the rotation: ratio %.3f -> %.3f", before, after)
 	}
 	if len(g.heads) != 1 {
