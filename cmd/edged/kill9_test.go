@@ -10,12 +10,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -47,16 +51,18 @@ type kill9Cmd struct {
 
 // TestDaemonSurvivesKill9 starts `edged run` (embedded broker, one camera,
 // the same data directory every time) 8 times and kills it with SIGKILL
-// each time while enroll commands are queued or running: half of the kills
-// come right after the k-th reply (so the next enrollment is in progress),
-// the others after a random delay. Every run sends new commands (unique
-// ids, one new person each), retries every earlier command that got no
-// reply (what a client does after a lost reply) and repeats one id, dupID,
-// that is also sent twice in a row in the first run. Then the killed store
-// must open read-only, one clean run must answer every retry and come up
-// healthy, and the store must hold every command's person exactly once,
-// with exactly its photos as samples; a repeated id must get the first
-// reply byte for byte.
+// each time while enroll commands are queued or running: a random delay
+// after sending them (4 runs), right after the k-th reply, so the next
+// enrollment is in progress (2 runs), or, with the replies held back on
+// their way to the test, right after an enrollment committed, so its reply
+// is lost (2 runs). Every run sends new commands (unique ids, one new
+// person each), retries every earlier command that got no reply (what a
+// client does after a lost reply) and repeats one id, dupID, that is also
+// sent twice in a row in the first run. Then the killed store must open
+// read-only, one clean run must answer every retry and come up healthy,
+// and the store must hold every command's person exactly once, with
+// exactly its photos as samples; a repeated id must get the first reply
+// byte for byte, and a retried commit its own person.
 func TestDaemonSurvivesKill9(t *testing.T) {
 	e := newE2E(t)
 	photos := e.franckPhotos(t)
@@ -83,7 +89,7 @@ func TestDaemonSurvivesKill9(t *testing.T) {
 	const topic = "edged/" + device
 
 	// start writes a configuration with fresh ports and starts the daemon.
-	start := func(run int) (d *daemonProc, sub *subscriber, httpPort int) {
+	start := func(run int) (d *daemonProc, sub *subscriber, proxy *holdProxy, httpPort int) {
 		t.Helper()
 		mqttPort, httpPort := freePort(t), freePort(t)
 		cfgFile := filepath.Join(dir, fmt.Sprintf("edged-%d.yaml", run))
@@ -102,13 +108,18 @@ cameras:
 		if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		d = startDaemon(t, e.bin, nil, "run", "--config", cfgFile, "--data", data)
+		args := []string{"run", "--config", cfgFile, "--data", data}
+		if run%4 == 2 {
+			args = append(args, "--debug") // for the "enrolled" lines
+		}
+		d = startDaemon(t, e.bin, nil, args...)
 		waitPort(t, mqttPort, 15*time.Second)
-		sub = subscribe(t, fmt.Sprintf("tcp://127.0.0.1:%d", mqttPort), "", "", topic+"/reply/#")
+		proxy = startHoldProxy(t, fmt.Sprintf("127.0.0.1:%d", mqttPort))
+		sub = subscribe(t, "tcp://"+proxy.addr(), "", "", topic+"/reply/#")
 		// Healthy means the daemon's own client is connected (and subscribed
 		// to its commands).
 		waitHealthy(t, httpPort, 30*time.Second)
-		return d, sub, httpPort
+		return d, sub, proxy, httpPort
 	}
 	publish := func(sub *subscriber, c kill9Cmd) {
 		t.Helper()
@@ -176,11 +187,12 @@ cameras:
 
 	const runs = 8
 	var dupID string
+	lost := map[string]string{} // id -> person committed, reply lost
 	inFlightKills := 0
 	began := time.Now()
 	for run := 0; run < runs; run++ {
 		t0 := time.Now()
-		d, sub, _ := start(run)
+		d, sub, proxy, _ := start(run)
 		ready := time.Since(t0)
 		// Retries of the commands not answered yet (at most 9, the oldest
 		// first, so that with the rest the daemon's queue of 16 never
@@ -210,7 +222,32 @@ cameras:
 			publish(sub, c)
 		}
 		how := ""
-		if run%2 == 0 {
+		switch run % 4 {
+		case 2:
+			// After the k-th reply, stop the replies on their way to the
+			// test (held in the proxy, they die with the broker), wait
+			// until the next enrollment has committed (its debug line,
+			// logged after the commit and before the reply) and kill: a
+			// committed enrollment whose reply never got out. The retry
+			// in the next run must get that reply from the store instead
+			// of enrolling again. The last two commands are new ones, so
+			// at least one commit comes after the hold.
+			k := 1 + rng.IntN(len(send)-2)
+			deadline := time.Now().Add(30 * time.Second)
+			for countReplies(sub) < k && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			proxy.hold.Store(true)
+			time.Sleep(20 * time.Millisecond) // the debug lines of the commits answered so far
+			c0 := strings.Count(d.logs.String(), "msg=enrolled")
+			deadline = time.Now().Add(5 * time.Second)
+			for strings.Count(d.logs.String(), "msg=enrolled") <= c0 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			pause := time.Duration(rng.IntN(5)) * time.Millisecond
+			time.Sleep(pause)
+			how = fmt.Sprintf("after reply %d, replies held, at commit %d + %v", k, c0+1, pause)
+		case 0:
 			// Kill right after the k-th reply: the next command is being
 			// enrolled.
 			k := 1 + rng.IntN(len(send)-1)
@@ -221,7 +258,7 @@ cameras:
 			}
 			time.Sleep(pause)
 			how = fmt.Sprintf("after reply %d + %v", k, pause)
-		} else {
+		default:
 			pause := time.Duration(rng.IntN(1500)) * time.Millisecond
 			time.Sleep(pause)
 			how = fmt.Sprintf("%v after sending", pause)
@@ -232,6 +269,20 @@ cameras:
 			t.Fatalf("run %d: edged did not die of SIGKILL: %v", run, err)
 		}
 		got := collect(sub)
+		// The commits whose reply the kill swallowed (the runs with debug
+		// lines): their retry must be answered with that very person.
+		for _, l := range strings.Split(d.logs.String(), "\n") {
+			if !strings.Contains(l, "msg=enrolled") {
+				continue
+			}
+			id, person := strings.TrimPrefix(logValue(l, "name"), "P-"), logValue(l, "person")
+			if _, ok := answered[id]; !ok && byID[id].id != "" {
+				if p, ok := lost[id]; ok && p != person {
+					t.Errorf("%s enrolled twice: %s, then %s", id, p, person)
+				}
+				lost[id] = person
+			}
+		}
 		sub.c.Disconnect(0)
 		if got < len(send) {
 			inFlightKills++
@@ -283,12 +334,14 @@ cameras:
 		return byName
 	}
 	after := check("after the kills", false)
-	t.Logf("after the kills: %d people stored, %d of them confirmed by a reply (the others committed, then the kill came before the reply got out)",
-		len(after), len(answered))
+	t.Logf("after the kills: %d people stored, %d commands answered ok", len(after), len(answered))
+	if len(lost) == 0 {
+		t.Errorf("no kill landed between a commit and its reply; the runs with held replies should have made one")
+	}
 
 	// One clean run: healthy, every unanswered command retried and
 	// answered, dupID repeated once more; then SIGTERM.
-	d, sub, httpPort := start(runs)
+	d, sub, _, httpPort := start(runs)
 	health := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", httpPort))
 	if !strings.Contains(health, `"status":"ok"`) {
 		t.Errorf("/healthz: %s", health)
@@ -336,6 +389,12 @@ cameras:
 		sort.Strings(missing)
 		t.Errorf("not answered after the clean run: %v", missing)
 	}
+	for id, person := range lost {
+		if r := answered[id]; r.Result.PersonID != person || !r.Result.Created {
+			t.Errorf("%s committed %s before a kill swallowed its reply; its retry was answered %s", id, person, first[id])
+		}
+	}
+	t.Logf("%d enrollments committed with their reply lost to the kill, their retries answered from the store: %v", len(lost), lost)
 	final := check("after the clean run", true)
 	if len(final) != len(cmds) {
 		t.Errorf("%d people stored for %d commands", len(final), len(cmds))
@@ -353,7 +412,7 @@ cameras:
 		t.Fatalf("people show --json: %v\n%s", err, out)
 	}
 	if len(shown.Samples) != byID[dupID].images {
-		t.Errorf("%s (sent %d times) has %d samples, want %d", dupID, runs+2, len(shown.Samples), byID[dupID].images)
+		t.Errorf("%s (answered %d times) has %d samples, want %d", dupID, replies[dupID], len(shown.Samples), byID[dupID].images)
 	}
 	for _, s := range shown.Samples {
 		if s.Ref != dupID {
@@ -364,4 +423,81 @@ cameras:
 	if replies[dupID] < 2 {
 		t.Errorf("%s answered %d times; the test meant to see its repeat answered", dupID, replies[dupID])
 	}
+}
+
+// holdProxy forwards TCP connections to a broker. Once hold is set it
+// stops passing on what the broker sends: replies the daemon publishes
+// from then on never reach the test, and die with the broker at the kill,
+// as replies do on a slow link.
+type holdProxy struct {
+	ln   net.Listener
+	hold atomic.Bool
+	mu   sync.Mutex
+	open []net.Conn
+}
+
+func startHoldProxy(t *testing.T, target string) *holdProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &holdProxy{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.open = append(p.open, c, b)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(b, c); b.Close() }()
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := b.Read(buf)
+					if n > 0 && !p.hold.Load() {
+						if _, err := c.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.open {
+			c.Close()
+		}
+	})
+	return p
+}
+
+func (p *holdProxy) addr() string { return p.ln.Addr().String() }
+
+// logValue returns the value of key in a text log line (key=value, the
+// value unquoted; "" when absent).
+func logValue(line, key string) string {
+	i := strings.Index(line, " "+key+"=")
+	if i < 0 {
+		return ""
+	}
+	v := line[i+len(key)+2:]
+	if j := strings.IndexByte(v, ' '); j >= 0 {
+		v = v[:j]
+	}
+	return strings.Trim(v, `"`)
 }
