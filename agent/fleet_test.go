@@ -38,53 +38,85 @@ func startTestMosquitto(t *testing.T) string {
 	return fmt.Sprintf("tcp://127.0.0.1:%d", port)
 }
 
+// testFleet is daemons of one fleet ("home") on one private Mosquitto,
+// each with its own data directory (kept across a restart) and a shared
+// log that a failure prints.
+type testFleet struct {
+	t      *testing.T
+	e      testEnv
+	broker string
+	root   string
+	logs   lockedBuffer
+}
+
+func newTestFleet(t *testing.T) *testFleet {
+	t.Helper()
+	e := newTestEnv(t)
+	return &testFleet{t: t, e: e, broker: startTestMosquitto(t), root: t.TempDir()}
+}
+
+// open makes device dev of the fleet, with the cameras given, without
+// starting it: its MQTT client and fleet sync run, its cameras do not.
+func (f *testFleet) open(dev string, cams ...config.Camera) *Agent {
+	f.t.Helper()
+	cfg := config.Default()
+	cfg.Device, cfg.ModelDir, cfg.MQTT.Broker, cfg.HTTP.Addr, cfg.Fleet.Name = dev, f.e.models, f.broker, "off", "home"
+	no := false
+	cfg.MQTT.Discovery, cfg.Finetune.Enabled = &no, &no
+	cfg.Cameras = cams
+	cfg.Finish()
+	a, err := New(Options{Config: cfg, DataDir: filepath.Join(f.root, dev), ModelDir: f.e.models,
+		Logger: slog.New(slog.NewTextHandler(&f.logs, nil)).With("dev", dev), Version: "test"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return a
+}
+
+// start opens device dev and starts it.
+func (f *testFleet) start(dev string) *Agent {
+	f.t.Helper()
+	a := f.open(dev)
+	if err := a.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	return a
+}
+
+// people is a device's store: person id → name.
+func (f *testFleet) people(a *Agent) map[string]string {
+	f.t.Helper()
+	ps, err := a.c.st.People()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, p := range ps {
+		out[p.ID] = p.Name
+	}
+	return out
+}
+
+// within fails the test when ok is not true within 15 s.
+func (f *testFleet) within(what string, ok func() bool) {
+	f.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s: not within 15 s\n%s", what, f.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestFleetThreeDaemons: three daemons in one fleet on one Mosquitto.
 // An enrollment on A is listed by B and C under the same person id; C,
 // stopped while B renames the person and enrolls a second one, catches up
 // when it starts again; a delete on A leaves B and C. Each within 15 s.
 func TestFleetThreeDaemons(t *testing.T) {
-	e := newTestEnv(t)
-	broker := startTestMosquitto(t)
-	dirs := map[string]string{"a": filepath.Join(t.TempDir(), "a"), "b": filepath.Join(t.TempDir(), "b"), "c": filepath.Join(t.TempDir(), "c")}
-	var logs lockedBuffer
-	start := func(dev string) *Agent {
-		cfg := config.Default()
-		cfg.Device, cfg.ModelDir, cfg.MQTT.Broker, cfg.HTTP.Addr, cfg.Fleet.Name = dev, e.models, broker, "off", "home"
-		no := false
-		cfg.MQTT.Discovery, cfg.Finetune.Enabled = &no, &no
-		cfg.Finish()
-		a, err := New(Options{Config: cfg, DataDir: dirs[dev], ModelDir: e.models,
-			Logger: slog.New(slog.NewTextHandler(&logs, nil)).With("dev", dev), Version: "test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	people := func(a *Agent) map[string]string {
-		ps, err := a.c.st.People()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]string{}
-		for _, p := range ps {
-			out[p.ID] = p.Name
-		}
-		return out
-	}
-	within := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 15 s\n%s", what, logs.String())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	A, B, C := start("a"), start("b"), start("c")
+	f := newTestFleet(t)
+	e, people, within := f.e, f.people, f.within
+	A, B, C := f.start("a"), f.start("b"), f.start("c")
 	defer func() { _ = A.Close(); _ = B.Close() }()
 
 	e.enrollFranck(t, A)
@@ -110,7 +142,7 @@ func TestFleetThreeDaemons(t *testing.T) {
 	if second == "" {
 		t.Fatalf("B: no second person: %v", people(B))
 	}
-	C = start("c")
+	C = f.start("c")
 	defer func() { _ = C.Close() }()
 	within("C catches up with the rename and the second enrollment", func() bool {
 		p := people(C)
