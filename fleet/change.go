@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/edged-dev/edged/internal/ulid"
+	"github.com/edged-dev/edged/mqtt"
 	"github.com/edged-dev/edged/store"
 )
 
@@ -44,19 +46,24 @@ type Change struct {
 const TopicSyncEvent = "events/fleet_sync"
 
 // SyncEventPayload is the payload of a fleet_sync event: the Change, with
-// the event type, the fleet and the time.
+// the event type, the event's identity (as every event on events/...,
+// docs/mqtt.md), the fleet and the time.
 type SyncEventPayload struct {
-	Type  string `json:"type"` // always "fleet_sync"
-	Fleet string `json:"fleet"`
+	Type    string `json:"type"`     // always "fleet_sync"
+	EventID string `json:"event_id"` // unique id of the event (ULID): the same on a redelivery
+	BootID  string `json:"boot_id"`  // id of the edged run that produced it (mqtt.BootID)
+	Fleet   string `json:"fleet"`
 	Change
 	Time time.Time `json:"time"`
 }
 
 // SyncEvent returns the standard fleet_sync outbox event of a change (use
 // it as Options.Events: func(c Change) []store.OutboxEvent { return
-// []store.OutboxEvent{fleet.SyncEvent(name, c)} }).
+// []store.OutboxEvent{fleet.SyncEvent(name, c)} }). Its event_id is made
+// here, once: the outbox stores the payload, so a redelivery repeats it.
 func SyncEvent(fleetName string, c Change) store.OutboxEvent {
 	now := time.Now().UTC()
-	b, _ := json.Marshal(SyncEventPayload{Type: "fleet_sync", Fleet: fleetName, Change: c, Time: now.Truncate(time.Millisecond)})
+	b, _ := json.Marshal(SyncEventPayload{Type: "fleet_sync", EventID: ulid.New(), BootID: mqtt.BootID(),
+		Fleet: fleetName, Change: c, Time: now.Truncate(time.Millisecond)})
 	return store.OutboxEvent{Topic: TopicSyncEvent, Payload: b, Time: now}
 }
