@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edged-dev/edged/config"
+	"github.com/edged-dev/edged/mqtt"
 )
 
 // startTestMosquitto runs a private Mosquitto on a free loopback port for
@@ -157,4 +159,70 @@ func TestFleetThreeDaemons(t *testing.T) {
 		_, inC := people(C)[id]
 		return !inB && !inC
 	})
+}
+
+// TestFleetRecognisesOnAnotherDevice: Franck is enrolled on A only; B, in
+// the same fleet, has never enrolled anyone. Once A's record reached B
+// (its fleet_sync event, its gallery), B runs on the sample video as its
+// camera and publishes, over MQTT, a recognized event for Franck with A's
+// person id, carrying event_id and boot_id like every event.
+func TestFleetRecognisesOnAnotherDevice(t *testing.T) {
+	f := newTestFleet(t)
+	video := f.e.video(t)
+	A := f.start("a")
+	defer func() { _ = A.Close() }()
+	f.e.enrollFranck(t, A)
+	var id string
+	for pid := range f.people(A) {
+		id = pid
+	}
+
+	// A subscriber on B's topics from before B exists: it sees B's
+	// fleet_sync and its events as any consumer would.
+	sub := subscribe(t, f.broker, "edged/b/#")
+	B := f.open("b", config.Camera{Name: "door", URL: video})
+	defer func() { _ = B.Close() }()
+	synced := sub.waitFor(t, "fleet_sync on B", func(m message) bool {
+		return m.topic == "edged/b/events/fleet_sync" && m.field("person_id") == id
+	})
+	if synced.field("change") != "created" || synced.field("origin") != "a" || synced.field("name") != "Franck" {
+		t.Errorf("B's fleet_sync: %s", synced.payload)
+	}
+	f.within("B's gallery holds Franck", func() bool {
+		return f.people(B)[id] == "Franck" && B.c.g.Info().People == 1
+	})
+
+	if err := B.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	if err := B.Wait(ctx); err != nil {
+		t.Fatalf("B's file camera did not end: %v\n%s", err, f.logs.String())
+	}
+	rec := sub.waitFor(t, "recognized on B", func(m message) bool { return m.topic == "edged/b/events/recognized" })
+	if rec.field("person_id") != id || rec.field("name") != "Franck" || rec.field("camera") != "door" {
+		t.Errorf("B recognized %s; want Franck with A's person id %s", rec.payload, id)
+	}
+	if n := len(sub.all("edged/b/events/recognized")); n != 1 {
+		t.Errorf("B: %d recognized events for one appearance", n)
+	}
+	sub.waitFor(t, "unknown on B (the stranger)", func(m message) bool { return m.topic == "edged/b/events/unknown" })
+	if p := f.people(B); len(p) != 1 || len(sub.all("edged/b/events/enrolled")) != 0 {
+		t.Errorf("B enrolled someone itself: people %v", p)
+	}
+
+	// Event identity (docs/mqtt.md): every event on events/... carries a
+	// ULID event_id, its own, and the boot_id of the run.
+	seen := map[string]string{}
+	for _, m := range []message{rec, synced} {
+		eid, _ := m.field("event_id").(string)
+		if len(eid) != 26 || m.field("boot_id") != mqtt.BootID() {
+			t.Errorf("%s: event_id %q, boot_id %v; want a ULID and %s", m.topic, eid, m.field("boot_id"), mqtt.BootID())
+		}
+		if other, dup := seen[eid]; dup {
+			t.Errorf("%s and %s share event_id %s", m.topic, other, eid)
+		}
+		seen[eid] = m.topic
+	}
 }
