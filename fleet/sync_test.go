@@ -16,7 +16,10 @@ import (
 	"github.com/edged-dev/edged/store"
 )
 
-const deadline = 10 * time.Second
+// deadline bounds each wait of the in-memory tests; they return as soon as
+// the condition holds (well under a second here), the bound only matters
+// on a loaded machine (10 s was once too short with other tests running).
+const deadline = 30 * time.Second
 
 func sampleIDs(ss []store.Sample) []string {
 	var out []string
