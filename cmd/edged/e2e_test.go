@@ -331,17 +331,7 @@ cameras:
 		t.Fatalf("publish enroll: %v", tok.Error())
 	}
 	reply := sub.waitFor(t, "enroll reply", 30*time.Second, func(m received) bool { return m.topic == "edged/e2e/reply/r1" })
-	var rep struct {
-		ID     string `json:"id"`
-		OK     bool   `json:"ok"`
-		Result struct {
-			PersonID     string `json:"person_id"`
-			Name         string `json:"name"`
-			Created      bool   `json:"created"`
-			SamplesAdded int    `json:"samples_added"`
-		} `json:"result"`
-		Error *struct{ Code, Message string } `json:"error"`
-	}
+	var rep commandReply
 	if err := json.Unmarshal(reply.payload, &rep); err != nil || !rep.OK || rep.Result.PersonID == "" || !rep.Result.Created || rep.Result.SamplesAdded != 4 {
 		t.Fatalf("enroll reply %s (%v)", reply.payload, err)
 	}

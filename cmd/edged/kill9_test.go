@@ -25,8 +25,9 @@ import (
 	"time"
 )
 
-// kill9Reply is an enroll (or status) reply as the test reads it.
-type kill9Reply struct {
+// commandReply is an enroll (or status) reply as the end-to-end tests read
+// it.
+type commandReply struct {
 	ID     string `json:"id"`
 	OK     bool   `json:"ok"`
 	Result struct {
@@ -133,7 +134,7 @@ cameras:
 		byID     = map[string]kill9Cmd{}
 		first    = map[string][]byte{} // the first reply of each id
 		replies  = map[string]int{}    // replies received per id
-		answered = map[string]kill9Reply{}
+		answered = map[string]commandReply{}
 	)
 	newCmd := func(run, j int) kill9Cmd {
 		id := fmt.Sprintf("k%d-%d", run, j)
@@ -169,7 +170,7 @@ cameras:
 				continue
 			}
 			first[id] = m.payload
-			var r kill9Reply
+			var r commandReply
 			if err := json.Unmarshal(m.payload, &r); err != nil || !r.OK || r.Result.PersonID == "" ||
 				r.Result.Name != c.name || r.Result.SamplesAdded != c.images || r.Result.SamplesTotal != c.images {
 				t.Errorf("%s: reply %s (%v); want ok, %s, %d samples", id, m.payload, err, c.name, c.images)
@@ -368,7 +369,7 @@ cameras:
 	}
 	st := sub.waitFor(t, "status reply", 10*time.Second, func(m received) bool { return m.topic == topic+"/reply/k9-status" })
 	collect(sub)
-	var status kill9Reply
+	var status commandReply
 	if err := json.Unmarshal(st.payload, &status); err != nil || !status.OK || status.Result.Health != "ok" || status.Result.People != len(cmds) {
 		t.Errorf("status %s (%v): want ok, health ok, %d people", st.payload, err, len(cmds))
 	}
