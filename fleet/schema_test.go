@@ -27,7 +27,7 @@ type schemaDoc struct {
 func loadSchemas(t *testing.T) *schemaDoc {
 	dir := filepath.Join("..", "docs", "schema", "fleet")
 	sd := &schemaDoc{dir: dir, docs: map[string]map[string]any{}}
-	for _, f := range []string{"person.json", "member.json", "status.json"} {
+	for _, f := range []string{"person.json", "member.json", "status.json", "event.fleet_sync.json"} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)
@@ -70,6 +70,15 @@ func (sd *schemaDoc) check(file string, s map[string]any, v any, path string, er
 	}
 	if c, ok := s["const"]; ok && fmt.Sprint(c) != fmt.Sprint(v) {
 		fail("want const %v, got %v", c, v)
+	}
+	if enum, ok := s["enum"].([]any); ok {
+		found := false
+		for _, e := range enum {
+			found = found || fmt.Sprint(e) == fmt.Sprint(v)
+		}
+		if !found {
+			fail("want one of %v, got %v", enum, v)
+		}
 	}
 	switch s["type"] {
 	case "object":
@@ -209,6 +218,27 @@ func TestSchemas(t *testing.T) {
 		ConflictsResolved: 1, Applied: 2, Refused: 3}
 	if errs := sd.validate("status.json", toAny(t, st)); len(errs) > 0 {
 		t.Errorf("status:\n%s", strings.Join(errs, "\n"))
+	}
+	ev := SyncEvent("home", Change{PersonID: "P", Name: "Bob", OldName: "Rob", Kind: ChangeRenamed, Origin: "a", Version: "1.0.a",
+		SamplesAdded: 1, SamplesRemoved: 1, SamplesSkipped: 1, Samples: 2})
+	var payload any
+	if err := json.Unmarshal(ev.Payload, &payload); err != nil {
+		t.Fatal(err)
+	}
+	if errs := sd.validate("event.fleet_sync.json", payload); len(errs) > 0 {
+		t.Errorf("fleet_sync event %s:\n%s", ev.Payload, strings.Join(errs, "\n"))
+	}
+	for field, bad := range map[string]any{"change": "moved", "event_id": "not-a-ulid", "surprise": 1} {
+		broken := toAny(t, payload).(map[string]any)
+		broken[field] = bad
+		if errs := sd.validate("event.fleet_sync.json", broken); len(errs) == 0 {
+			t.Errorf("a fleet_sync event with %s %v passed the schema", field, bad)
+		}
+	}
+	noID := toAny(t, payload).(map[string]any)
+	delete(noID, "event_id")
+	if errs := sd.validate("event.fleet_sync.json", noID); len(errs) == 0 {
+		t.Error("a fleet_sync event without event_id passed the schema")
 	}
 	// Drift: a field the schema does not have is caught.
 	extra := toAny(t, rec).(map[string]any)
