@@ -2,43 +2,19 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/edged-dev/edged/config"
+	"github.com/edged-dev/edged/internal/mosquittotest"
 	"github.com/edged-dev/edged/mqtt"
 )
 
 // startTestMosquitto runs a private Mosquitto on a free loopback port for
-// the test's duration (skips when it is not installed).
-func startTestMosquitto(t *testing.T) string {
-	t.Helper()
-	bin := "/usr/sbin/mosquitto"
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("%s not installed (make setup installs it): %v", bin, err)
-	}
-	port, dir := freePort(t), t.TempDir()
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root"
-	}
-	conf := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n%s\n", port, user)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	time.Sleep(300 * time.Millisecond)
-	return fmt.Sprintf("tcp://127.0.0.1:%d", port)
-}
+// the test's duration (skips when it is not installed) and returns its URL.
+func startTestMosquitto(t *testing.T) string { return mosquittotest.Run(t, "").URL() }
 
 // testFleet is daemons of one fleet ("home") on one private Mosquitto,
 // each with its own data directory (kept across a restart) and a shared

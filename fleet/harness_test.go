@@ -7,19 +7,17 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/edged-dev/edged/enroll"
 	"github.com/edged-dev/edged/gallery"
+	"github.com/edged-dev/edged/internal/mosquittotest"
 	"github.com/edged-dev/edged/store"
 )
 
@@ -346,116 +344,15 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	return time.Since(start)
 }
 
-// --- a real Mosquitto, as in package mqtt's tests ---
+// --- a real Mosquitto (internal/mosquittotest) ---
 
-const mosquittoBin = "/usr/sbin/mosquitto"
-
-type mosquitto struct {
-	t    testing.TB
-	port int
-	dir  string
-	conf string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+type mosquitto = mosquittotest.Broker
 
 // startMosquitto runs a private broker on a free loopback port; extra is
 // appended to its config. Skips when mosquitto is not installed.
-func startMosquitto(t testing.TB, extra string) *mosquitto {
-	t.Helper()
-	if _, err := os.Stat(mosquittoBin); err != nil {
-		t.Skipf("%s not installed (scripts/setup.sh installs it): %v", mosquittoBin, err)
-	}
-	m := &mosquitto{t: t, port: freePort(t), dir: t.TempDir()}
-	m.conf = filepath.Join(m.dir, "mosquitto.conf")
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root" // mosquitto would drop to a user that cannot write the temp dir
-	}
-	conf := fmt.Sprintf(`listener %d 127.0.0.1
-allow_anonymous true
-%s
-persistence true
-persistence_location %s/
-log_dest file %s/mosquitto.log
-log_type error
-log_type warning
-log_type notice
-log_type information
-%s
-`, m.port, user, m.dir, m.dir, extra)
-	if err := os.WriteFile(m.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m.Start()
-	t.Cleanup(m.Stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(m.dir, "mosquitto.log"))
-			t.Logf("mosquitto %d log:\n%s", m.port, log)
-		}
-	})
-	return m
-}
+func startMosquitto(t testing.TB, extra string) *mosquitto { return mosquittotest.Run(t, extra) }
 
-func (m *mosquitto) URL() string  { return fmt.Sprintf("tcp://127.0.0.1:%d", m.port) }
-func (m *mosquitto) Addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
-
-func (m *mosquitto) Start() {
-	m.t.Helper()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cmd != nil {
-		return
-	}
-	cmd := exec.Command(mosquittoBin, "-c", m.conf)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		m.t.Fatalf("start mosquitto: %v", err)
-	}
-	m.cmd = cmd
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", m.Addr(), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatalf("mosquitto did not come up on %s: %v\nstderr: %s", m.Addr(), err, stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (m *mosquitto) Stop() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cmd == nil {
-		return
-	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = m.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-done
-	}
-	m.cmd = nil
-}
+func freePort(t testing.TB) int { return mosquittotest.FreePort(t) }
 
 // dial connects a PahoTransport for device name and waits for the
 // connection.

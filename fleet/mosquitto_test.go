@@ -193,7 +193,7 @@ topic edged/fleet/# both 1
 try_private true
 cleansession false
 restart_timeout 1 5
-`, siteA.port))
+`, siteA.Port()))
 	opts := Options{RetryMin: 50 * time.Millisecond, RetryMax: time.Second}
 	a, b := newDevice(t, "site-a-door", opts), newDevice(t, "site-b-door", opts)
 	a.startOn(siteA)

@@ -6,19 +6,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-)
 
-const mosquittoBin = "/usr/sbin/mosquitto"
+	"github.com/edged-dev/edged/internal/mosquittotest"
+)
 
 // testLogger logs to the test output with -v, else discards.
 func testLogger(t testing.TB) *slog.Logger {
@@ -52,126 +48,14 @@ func (w *tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return mosquittotest.FreePort(t) }
 
-// mosquitto is a real Mosquitto broker run by the test on a free loopback
-// port, with persistence in a temp dir so sessions and queued messages
-// survive a restart.
-type mosquitto struct {
-	t    testing.TB
-	port int
-	dir  string
-	conf string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-}
+// mosquitto is a real Mosquitto broker (internal/mosquittotest).
+type mosquitto = mosquittotest.Broker
 
-// startMosquitto starts a broker; extra is appended to its config (it may
-// use %PORT%-style placeholders resolved by the caller). Skips when the
-// binary is missing.
-func startMosquitto(t testing.TB, extra string) *mosquitto {
-	t.Helper()
-	if _, err := os.Stat(mosquittoBin); err != nil {
-		t.Skipf("%s not installed (scripts/setup.sh installs it): %v", mosquittoBin, err)
-	}
-	m := &mosquitto{t: t, port: freePort(t), dir: t.TempDir()}
-	m.conf = filepath.Join(m.dir, "mosquitto.conf")
-	anon := "allow_anonymous true"
-	if strings.Contains(extra, "allow_anonymous") {
-		anon = ""
-	}
-	// As root, mosquitto switches to its own user, which cannot write the
-	// test's temp dir (persistence, log); keep root for the test broker.
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root"
-	}
-	conf := fmt.Sprintf(`listener %d 127.0.0.1
-%s
-%s
-persistence true
-persistence_location %s/
-max_queued_messages 0
-log_dest file %s/mosquitto.log
-log_type error
-log_type warning
-log_type notice
-log_type information
-%s
-`, m.port, anon, user, m.dir, m.dir, extra)
-	if err := os.WriteFile(m.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m.Start()
-	t.Cleanup(m.Stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			log, _ := os.ReadFile(filepath.Join(m.dir, "mosquitto.log"))
-			t.Logf("mosquitto log:\n%s", log)
-		}
-	})
-	return m
-}
-
-func (m *mosquitto) URL() string  { return fmt.Sprintf("tcp://127.0.0.1:%d", m.port) }
-func (m *mosquitto) Addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
-
-// Start (re)starts the broker on its port and waits until it accepts.
-func (m *mosquitto) Start() {
-	m.t.Helper()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cmd != nil {
-		return
-	}
-	cmd := exec.Command(mosquittoBin, "-c", m.conf)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		m.t.Fatalf("start mosquitto: %v", err)
-	}
-	m.cmd = cmd
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", m.Addr(), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(m.dir, "mosquitto.log"))
-			m.t.Fatalf("mosquitto did not come up on %s: %v\nstderr: %s\nlog: %s", m.Addr(), err, stderr.String(), log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// Stop stops the broker cleanly (SIGTERM: it saves its persistence file).
-func (m *mosquitto) Stop() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cmd == nil {
-		return
-	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = m.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-done
-	}
-	m.cmd = nil
-}
+// startMosquitto starts a broker; extra is appended to its config. Skips
+// when the binary is missing.
+func startMosquitto(t testing.TB, extra string) *mosquitto { return mosquittotest.Run(t, extra) }
 
 // proxy is a TCP proxy that can cut every connection and refuse new ones,
 // to simulate a network outage between edged and a broker that stays up.
